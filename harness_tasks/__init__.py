@@ -1,0 +1,1 @@
+"""lm-evaluation-harness task packages for the debias harness."""
