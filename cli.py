@@ -1,0 +1,114 @@
+"""debias-harness command line: a thin layer that parses arguments and calls into ``debias``.
+
+Every expected failure (bad model spec, missing or altered data file, malformed input) is reported as one
+``error: ...`` line with exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _add_data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir", help="folder with the upstream benchmark files (default: $DEBIAS_DATA_DIR)"
+    )
+
+
+def cmd_model_path(args: argparse.Namespace) -> int:
+    from debias.models import resolve
+
+    print(resolve(args.spec))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from debias import evaluation, models
+
+    model, tokenizer = models.load(args.model)
+    if args.adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, args.adapter).eval()
+    request = evaluation.EvalRequest(
+        tasks=[t for t in args.tasks.split(",") if t],
+        limit=args.limit,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        log_samples=args.out is not None,
+    )
+    results = evaluation.evaluate(model, tokenizer, request, tokenizer_path=str(models.resolve(args.model)))
+    results["provenance"]["model"] = {
+        "spec": args.model,
+        "adapter": args.adapter,
+        "fingerprint": models.model_fingerprint(models.resolve(args.model)),
+    }
+    if args.out:
+        out = Path(args.out)
+        samples = results.pop("samples", {})
+        evaluation.write_json_atomic(out / "results.json", results)
+        for task, rows in samples.items():
+            evaluation.write_json_atomic(out / "samples" / f"{task}.json", rows)
+        print(f"wrote {out / 'results.json'}", file=sys.stderr)
+    for task, metrics in evaluation.summary(results).items():
+        for name, value in sorted(metrics.items()):
+            print(f"{task}\t{name}\t{value:.6g}")
+    return 0
+
+
+def cmd_stereoset_score(args: argparse.Namespace) -> int:
+    from harness_tasks.stereoset.scoring import main as score_main
+
+    argv = ["--gold", args.gold, "--predictions", args.predictions]
+    if args.output:
+        argv += ["--output", args.output]
+    return score_main(argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="debias-harness", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("model-path", help="resolve (and cache) a model; print its local checkpoint folder")
+    p.add_argument("spec", nargs="?", default="smollm2-135m", help="alias, HF id, checkpoint folder or .gguf")
+    p.set_defaults(func=cmd_model_path)
+
+    p = sub.add_parser("eval", help="run harness tasks on a model (optionally with an adapter)")
+    p.add_argument("--model", default="smollm2-135m")
+    p.add_argument("--adapter", help="peft adapter folder to apply on top of --model")
+    p.add_argument("--tasks", default="gee_crows_pairs", help="comma-separated task or group names")
+    p.add_argument("--limit", type=float, help="documents per task (an int) or a fraction (<1)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--out", help="folder for results.json and samples/")
+    _add_data_dir(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("stereoset-score", help="official StereoSet SS/LMS/ICAT from a predictions file")
+    p.add_argument("--gold", required=True, help="StereoSet dev.json")
+    p.add_argument("--predictions", required=True, help='{"intrasentence":[{"id","score"}], ...}')
+    p.add_argument("--output", help="also write the JSON result here")
+    p.set_defaults(func=cmd_stereoset_score)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "limit", None) is not None and args.limit >= 1:
+        args.limit = int(args.limit)
+    from debias.models import ModelResolutionError
+    from harness_tasks._data import DataFileError, set_data_dir
+
+    try:
+        if getattr(args, "data_dir", None):
+            set_data_dir(args.data_dir)
+        return args.func(args)
+    except (ModelResolutionError, DataFileError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

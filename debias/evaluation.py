@@ -1,0 +1,115 @@
+"""Run the harness tasks on a model already in memory (base or PEFT-wrapped) and record provenance.
+
+This is lm-eval's own ``simple_evaluate`` over its ``HFLM`` wrapper; the only additions are pointing the
+task manager at our task folder, passing the tokenizer to tasks that normalise per token, and writing a
+result file that says exactly what was measured (model hash, data sha256s, task versions, libraries).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+LIBRARIES = ("lm_eval", "torch", "transformers", "peft", "accelerate", "datasets")
+
+
+@dataclass
+class EvalRequest:
+    tasks: list[str]
+    limit: int | float | None = None
+    batch_size: int | str = 16
+    seed: int = 1234
+    log_samples: bool = True
+    extra_metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def tasks_dir() -> Path:
+    import harness_tasks
+
+    return Path(harness_tasks.__file__).resolve().parent
+
+
+def task_manager(tokenizer_path: str | None = None, extra: dict[str, Any] | None = None):
+    from lm_eval.tasks import TaskManager
+
+    meta = dict(extra or {})
+    if tokenizer_path:
+        meta["tokenizer"] = tokenizer_path
+    return TaskManager(include_path=str(tasks_dir()), metadata=meta)
+
+
+def evaluate(model, tokenizer, request: EvalRequest, tokenizer_path: str | None = None) -> dict[str, Any]:
+    """Evaluate ``model`` on ``request.tasks``; returns lm-eval's results dict plus a ``provenance`` entry."""
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+
+    from harness_tasks import _data
+
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=request.batch_size)
+    started = time.time()
+    results = lm_eval.simple_evaluate(
+        model=lm,
+        tasks=request.tasks,
+        task_manager=task_manager(tokenizer_path or tokenizer.name_or_path, request.extra_metadata),
+        limit=request.limit,
+        log_samples=request.log_samples,
+        random_seed=request.seed,
+        numpy_random_seed=request.seed,
+        torch_random_seed=request.seed,
+        fewshot_random_seed=request.seed,
+    )
+    if results is None:  # non-zero rank under multi-process evaluation
+        return {}
+    results["provenance"] = {
+        "data_sha256": _data.used_files(),
+        "task_versions": results.get("versions", {}),
+        "limit": request.limit,
+        "seed": request.seed,
+        "libraries": library_versions(),
+        "device": str(next(model.parameters()).device),
+        "host": platform.node(),
+        "wall_time_s": round(time.time() - started, 2),
+    }
+    return results
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib_metadata.version(name.replace("_", "-"))
+        except importlib_metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def summary(results: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """{task: {metric: value}} without lm-eval's filter suffixes and stderr entries."""
+    out: dict[str, dict[str, float]] = {}
+    for task, metrics in results.get("results", {}).items():
+        for key, value in metrics.items():
+            name, _, _filter = key.partition(",")
+            if _filter and not name.endswith("_stderr") and isinstance(value, int | float):
+                out.setdefault(task, {})[name] = value
+    return out
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write-then-rename, so a crash or Ctrl-C never leaves a half-written result file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(payload, fh, indent=2, default=str)
+            fh.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
