@@ -1,0 +1,1 @@
+"""StereoSet: official-equivalent scoring (SS, LMS, ICAT) for the debias harness."""
