@@ -25,7 +25,7 @@ _default_data_dir()
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    path = Path(os.environ.get("DEBIAS_DATA_DIR", ""))
+    path = Path(os.environ.get("DEBIAS_DATA_DIR", "")).resolve()
     if not (path / "crows_pairs").is_dir():
         pytest.fail(f"benchmark data not found at DEBIAS_DATA_DIR={path!s}; point it at shared/data")
     return path
