@@ -36,12 +36,23 @@ def tasks_dir() -> Path:
     return Path(harness_tasks.__file__).resolve().parent
 
 
-def task_manager(tokenizer_path: str | None = None, extra: dict[str, Any] | None = None):
+def task_manager(
+    tokenizer_path: str | None = None, extra: dict[str, Any] | None = None, tasks: list | None = None
+):
+    """A TaskManager over our task folder; lm-eval's own tasks are indexed only when ``tasks`` needs them.
+
+    Indexing lm-eval's thousands of built-in task files takes ~25 s on a small CPU, which would dominate
+    every short evaluation; tasks given as config dicts never need the index.
+    """
     from lm_eval.tasks import TaskManager
 
     meta = dict(extra or {})
     if tokenizer_path:
         meta["tokenizer"] = tokenizer_path
+    ours = TaskManager(include_path=str(tasks_dir()), include_defaults=False, metadata=meta)
+    names = [t for t in (tasks or []) if isinstance(t, str)]
+    if all(name in ours.all_tasks for name in names):
+        return ours
     return TaskManager(include_path=str(tasks_dir()), metadata=meta)
 
 
@@ -57,7 +68,9 @@ def evaluate(model, tokenizer, request: EvalRequest, tokenizer_path: str | None 
     results = lm_eval.simple_evaluate(
         model=lm,
         tasks=request.tasks,
-        task_manager=task_manager(tokenizer_path or tokenizer.name_or_path, request.extra_metadata),
+        task_manager=task_manager(
+            tokenizer_path or tokenizer.name_or_path, request.extra_metadata, tasks=request.tasks
+        ),
         limit=request.limit,
         log_samples=request.log_samples,
         random_seed=request.seed,
