@@ -1,0 +1,1 @@
+"""gee_winogender: Winogender gender-occupation bias at the pronoun, as an lm-eval task."""
