@@ -7,6 +7,7 @@ Every expected failure (bad model spec, missing or altered data file, malformed 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -58,6 +59,34 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+METHODS = {"gee": ("debias.methods.gee", "GeeConfig")}
+
+
+def _method_config_class(method: str):
+    import importlib
+
+    module, name = METHODS[method]
+    return getattr(importlib.import_module(module), name)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import importlib
+
+    from debias.config_cli import dataclass_from_args
+
+    cfg = dataclass_from_args(_method_config_class(args.method), args, args.config)
+    module = importlib.import_module(METHODS[args.method][0])
+    try:
+        summary = module.train(cfg, Path(args.out), resume=args.resume)
+    except KeyboardInterrupt:
+        print("interrupted: checkpoint saved; continue with the same command plus --resume", file=sys.stderr)
+        return 130
+    before, after = summary["probe_before"], summary["probe_after"]
+    print(f"held-out entropy gap {before['gap']:.4f} -> {after['gap']:.4f} ({summary['steps']} steps)")
+    print(f"adapter: {Path(args.out) / 'adapter'}")
+    return 0
+
+
 def cmd_stereoset_score(args: argparse.Namespace) -> int:
     from harness_tasks.stereoset.scoring import main as score_main
 
@@ -86,6 +115,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(p)
     p.set_defaults(func=cmd_eval)
 
+    p = sub.add_parser("train", help="train a debiasing adapter (flags = the method's config fields)")
+    p.add_argument("--method", choices=sorted(METHODS), default="gee")
+    p.add_argument("--out", required=True, help="run folder (adapter/, config.json, metrics.jsonl)")
+    p.add_argument("--config", help="YAML file of config fields (flags override it)")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
+    from debias.config_cli import add_dataclass_arguments
+
+    # The method is only known after parsing, and flags differ per method: GEE's are registered here;
+    # each method added to METHODS registers its own in its own sub-parser group.
+    add_dataclass_arguments(p.add_argument_group("gee"), _method_config_class("gee"))
+    p.set_defaults(func=cmd_train)
+
     p = sub.add_parser("stereoset-score", help="official StereoSet SS/LMS/ICAT from a predictions file")
     p.add_argument("--gold", required=True, help="StereoSet dev.json")
     p.add_argument("--predictions", required=True, help='{"intrasentence":[{"id","score"}], ...}')
@@ -105,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "data_dir", None):
             set_data_dir(args.data_dir)
         return args.func(args)
-    except (ModelResolutionError, DataFileError) as exc:
+    except (ModelResolutionError, DataFileError, ValueError) as exc:
+        if os.environ.get("DEBIAS_DEBUG"):
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,504 @@
+"""GEE: group-entropy equalization, trained as a LoRA adapter.
+
+Entropy minimisation makes a model more confident; done naively it can make it more confident about
+some groups than others and so amplify stereotypes. GEE minimises the mean token entropy *and* the
+spread of the per-group entropies (``L = H̄ + λ·Σ_g (H_g − H̄)²``, or L1), or in "gap" mode only the spread,
+stopping once the gap is small enough. See ``debias/losses.py`` for the math.
+
+One optimizer step = one group-balanced batch (``per_group`` examples of every group), split across
+processes and micro-batches. Group entropies are *step-level* quantities: every micro-batch's group sums
+keep their graph, the sums/counts are all-reduced across processes, and one backward of the exact
+surrogate ``Σ_g c_g·S_g`` (``c_g = ∂L/∂H_g / N_g``) gives every process the gradient of the step loss.
+Gradients are then summed across processes with ``accelerator.reduce``: LoRA gradients are small, and
+doing it explicitly (instead of DDP) keeps one forward-many/backward-once step legal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from debias import losses, training
+from debias.models import DEFAULT_MODEL
+
+Mode = Literal["teacher-forced", "rollout"]
+Loss = Literal["l2", "l1", "gap"]
+
+
+@dataclass
+class GeeConfig:
+    """Every field is a command-line flag of ``cli.py train --method gee`` (underscores → dashes)."""
+
+    model: str = DEFAULT_MODEL
+    mode: Mode = "teacher-forced"
+    loss: Loss = "l2"
+    lam: float = 1.0  # λ0, weight of the group-spread term (l2/l1)
+    anneal: bool = True  # λ_t = λ0 · gap_t / gap_1, clipped to [lam_min, lam_max] (see _step_lambda)
+    anneal_ema: float = 0.7  # smoothing of the step gap gap_t used for annealing
+    lam_min: float = 0.1
+    lam_max: float = 10.0
+    target_gap: float = 0.01  # gap mode: stop once max_g |H_g − H̄| ≤ target_gap ...
+    patience: int = 3  # ... for this many consecutive steps
+    temperature: float = 1.0  # softmax temperature of the entropy
+    groups: tuple[str, ...] = ("male", "female")
+    data: str = "templates"  # "templates" (the project's generator) or a JSONL/CSV/parquet of prompts
+    text_field: str = "text"
+    group_field: str | None = None
+    balance: Literal["downsample", "reweight"] = "downsample"
+    per_group: int = 8  # examples of each group per optimizer step
+    micro_batch_size: int = 16
+    steps: int = 40
+    lr: float = 5e-4
+    warmup_steps: int = 4
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_targets: tuple[str, ...] = training.DEFAULT_LORA_TARGETS
+    gen_temperature: float = 0.5  # rollout sampling
+    top_p: float = 0.95
+    max_new_tokens: int = 24
+    chunk_size: int = losses.DEFAULT_CHUNK_SIZE
+    checkpoint_every: int = 20
+    mixed_precision: Literal["no", "bf16"] = "no"
+    log_with: str | None = None  # an accelerate tracker ("tensorboard", "wandb") when installed
+    probe_batch_size: int = 32
+    probe_max_examples: int | None = 512  # held-out probe examples (paired; None: all 19k)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.groups = tuple(self.groups)
+        self.lora_targets = tuple(self.lora_targets)
+        if len(self.groups) < 2:
+            raise ValueError(
+                f"groups: GEE equalises entropy across groups and needs at least two, got {self.groups}"
+            )
+        for name in (
+            "per_group",
+            "micro_batch_size",
+            "steps",
+            "max_new_tokens",
+            "checkpoint_every",
+            "patience",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.temperature <= 0 or self.lr <= 0:
+            raise ValueError("temperature and lr must be positive")
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    score_mask: torch.Tensor  # over tokens: which tokens' predictions are scored
+    group_ids: torch.Tensor
+    weights: torch.Tensor
+
+    def to(self, device) -> Batch:
+        return Batch(*(t.to(device) for t in dataclasses.astuple(self)))
+
+
+def _positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position ids that skip left padding, as ``generate`` uses, so rollout scoring sees the same inputs."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def teacher_forced_batch(tokenizer, examples, group_index: dict[str, int]) -> Batch:
+    """Prompt + continuation, right-padded; only continuation tokens are scored.
+
+    Prompt and continuation are tokenized separately and concatenated so the scored span is exactly the
+    continuation's tokens (continuations start with a space, so no token straddles the boundary).
+    """
+    rows, masks = [], []
+    for ex in examples:
+        prompt = tokenizer.encode(ex.prompt)
+        cont = tokenizer.encode(ex.continuation, add_special_tokens=False)
+        if not cont:
+            raise ValueError(f"teacher-forced mode needs a continuation; example {ex.pair_id!r} has none")
+        rows.append(prompt + cont)
+        masks.append([0] * len(prompt) + [1] * len(cont))
+    return _pad(rows, masks, examples, group_index, tokenizer.pad_token_id, left=False)
+
+
+def _pad(rows, masks, examples, group_index, pad_id, left: bool) -> Batch:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(rows), width), dtype=torch.long)
+    score = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (row, mask) in enumerate(zip(rows, masks, strict=True)):
+        span = slice(width - len(row), width) if left else slice(0, len(row))
+        ids[i, span] = torch.tensor(row)
+        attn[i, span] = 1
+        score[i, span] = torch.tensor(mask)
+    groups = torch.tensor([group_index[ex.group] for ex in examples])
+    weights = torch.tensor([float(ex.weight) for ex in examples])
+    return Batch(ids, attn, score, groups, weights)
+
+
+@torch.no_grad()
+def rollout_batch(model, tokenizer, examples, group_index, cfg: GeeConfig, device) -> Batch:
+    """Sample continuations from the current model (adapter active); score the generated tokens.
+
+    Tokens after the first end-of-sequence are padding and never scored; the EOS itself is (stopping is
+    one of the model's predictions).
+    """
+    prompts = [tokenizer.encode(ex.prompt) for ex in examples]
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), tokenizer.pad_token_id, dtype=torch.long)
+    attn = torch.zeros_like(ids)
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p) :] = torch.tensor(p)
+        attn[i, width - len(p) :] = 1
+    out = model.generate(
+        input_ids=ids.to(device),
+        attention_mask=attn.to(device),
+        do_sample=True,
+        temperature=cfg.gen_temperature,
+        top_p=cfg.top_p,
+        max_new_tokens=cfg.max_new_tokens,
+        pad_token_id=tokenizer.pad_token_id,
+    ).cpu()
+    generated = out[:, width:]
+    eos = torch.tensor(_eos_ids(model, tokenizer))
+    is_eos = torch.isin(generated, eos)
+    after_eos = (is_eos.long().cumsum(-1) - is_eos.long()) > 0
+    gen_mask = (~after_eos).long()
+    full_attn = torch.cat([attn, gen_mask], dim=1)
+    score = torch.cat([torch.zeros_like(attn), gen_mask], dim=1)
+    groups = torch.tensor([group_index[ex.group] for ex in examples])
+    weights = torch.tensor([float(ex.weight) for ex in examples])
+    return Batch(out, full_attn, score, groups, weights)
+
+
+def _eos_ids(model, tokenizer) -> list[int]:
+    eos = getattr(model.generation_config, "eos_token_id", None) or tokenizer.eos_token_id
+    return list(eos) if isinstance(eos, list | tuple) else [eos]
+
+
+def group_sums(model, batch: Batch, num_groups: int, cfg: GeeConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-group (weighted) entropy sums — with graph — and token counts for one micro-batch."""
+    logits = model(
+        input_ids=batch.input_ids,
+        attention_mask=batch.attention_mask,
+        position_ids=_positions(batch.attention_mask),
+    ).logits
+    logit_mask = losses.logit_mask_from_token_mask(batch.score_mask)
+    sums, counts = losses.masked_entropy_sums(logits, logit_mask, cfg.temperature, cfg.chunk_size)
+    sums = sums * batch.weights.to(sums.dtype)
+    counts = counts.to(sums.dtype) * batch.weights.to(sums.dtype)
+    return losses.group_entropy_stats(sums, counts, batch.group_ids, num_groups)
+
+
+@torch.no_grad()
+def entropy_probe(model, tokenizer, examples, cfg: GeeConfig, device) -> dict[str, Any]:
+    """Full-vocabulary mean token entropy per group on held-out texts: the quantity GEE trains."""
+    groups, batch_size = cfg.groups, cfg.probe_batch_size
+    index = {g: i for i, g in enumerate(groups)}
+    examples = [ex for ex in examples if ex.group in index]
+    total_sums = torch.zeros(len(groups), dtype=torch.float64)
+    total_counts = torch.zeros(len(groups), dtype=torch.float64)
+    was_training = model.training
+    model.eval()
+    for i in range(0, len(examples), batch_size):
+        batch = teacher_forced_batch(tokenizer, examples[i : i + batch_size], index).to(device)
+        s, c = group_sums(model, batch, len(groups), cfg)
+        total_sums += s.double().cpu()
+        total_counts += c.double().cpu()
+    model.train(was_training)
+    means = losses.group_means(total_sums, total_counts, list(groups))
+    return {
+        "entropy": {g: float(means[i]) for i, g in enumerate(groups)},
+        "mean_entropy": float(means.mean()),
+        "gap": float(losses.max_gap(means)),
+        "tokens": {g: int(total_counts[i]) for i, g in enumerate(groups)},
+        "examples": len(examples),
+    }
+
+
+class GeeRecipe:
+    """Setup, train, checkpoint, save: everything GEE training does, top to bottom."""
+
+    def __init__(self, cfg: GeeConfig, out: Path, resume: bool = False):
+        self.cfg, self.out, self.resume = cfg, Path(out), resume
+
+    # ------------------------------------------------------------------ setup
+    def setup(self) -> None:
+        from accelerate import Accelerator
+
+        from debias import models
+
+        cfg = self.cfg
+        self.accelerator = Accelerator(
+            mixed_precision=cfg.mixed_precision,
+            cpu=not torch.cuda.is_available(),
+            log_with=cfg.log_with,
+            project_dir=str(self.out),
+        )
+        # The same seed on every process: peft draws LoRA-A at random, and replicas must start identical.
+        training.set_seed(cfg.seed)
+        base, self.tokenizer = models.load(cfg.model)
+        self.model_path = models.resolve(cfg.model)
+        self.model = training.add_lora(base, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets)
+        self.model.to(self.accelerator.device)
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer, self.scheduler = training.optimizer_and_schedule(
+            self.model, cfg.lr, cfg.weight_decay, cfg.warmup_steps, cfg.steps
+        )
+        self.group_index = {g: i for i, g in enumerate(cfg.groups)}
+        self.train_examples, self.heldout = self._examples()
+        from debias.data import GroupBalancedBatches
+
+        self.batches = GroupBalancedBatches(
+            self.train_examples, list(cfg.groups), cfg.per_group, cfg.seed, paired=cfg.data == "templates"
+        )
+        self.step, self.gap_1, self.gap_ema, self.calm_steps = 0, None, None, 0
+        self.probe_before = None
+        checkpoint = training.latest_checkpoint(self.out) if self.resume else None
+        if checkpoint is not None:
+            self.step, extra = training.load_checkpoint(
+                checkpoint, self.model, self.optimizer, self.scheduler
+            )
+            self.batches.load_state_dict(extra["sampler"])
+            self.gap_1, self.gap_ema, self.calm_steps = extra["gap_1"], extra["gap_ema"], extra["calm_steps"]
+            self.probe_before = extra.get("probe_before")
+        self.log = training.MetricsLog(
+            self.out / "metrics.jsonl", truncate_after_step=self.step if checkpoint else None
+        )
+        if cfg.log_with:
+            self.accelerator.init_trackers("gee", config=_jsonable(dataclasses.asdict(cfg)))
+        if self.probe_before is None:
+            self.probe_before = self.probe()
+        self._write_config(training_summary=None)
+
+    def _examples(self):
+        from debias.data import balance, generate, load_prompts
+
+        cfg = self.cfg
+        if cfg.data == "templates":
+            train = generate("train", groups=cfg.groups, seed=cfg.seed)
+        else:
+            train = load_prompts(Path(cfg.data), text_field=cfg.text_field, group_field=cfg.group_field)
+            train = balance(train, list(cfg.groups), mode=cfg.balance, seed=cfg.seed)
+            if cfg.mode == "teacher-forced" and not all(ex.continuation for ex in train):
+                raise ValueError(
+                    f"{cfg.data}: user prompts have no continuation to score; use --mode rollout"
+                )
+        heldout = generate("heldout", groups=cfg.groups, seed=cfg.seed, max_examples=cfg.probe_max_examples)
+        return train, heldout
+
+    # ------------------------------------------------------------------ one step
+    def _step_lambda(self, gap: float) -> float:
+        """λ_t = λ0 · gap_t / gap_1: weight the spread term more while the gap is still large.
+
+        gap_1 is the held-out probe gap before training and gap_t an EMA of the step gaps: one step's
+        gap comes from a few examples and is too noisy either to anchor or to drive λ (a single lucky
+        first step would pin λ at its clip limit for the whole run).
+        """
+        cfg = self.cfg
+        if self.gap_1 is None:
+            self.gap_1 = self.probe_before["gap"]
+        self.gap_ema = (
+            gap if self.gap_ema is None else cfg.anneal_ema * self.gap_ema + (1 - cfg.anneal_ema) * gap
+        )
+        if not cfg.anneal:
+            return cfg.lam
+        return losses.annealed_lambda(cfg.lam, self.gap_ema, self.gap_1, cfg.lam_min, cfg.lam_max)
+
+    def train_step(self, examples) -> dict[str, Any]:
+        metrics = self.compute_gradients(examples)
+        metrics.update(self.apply_update())
+        return metrics
+
+    def compute_gradients(self, examples) -> dict[str, Any]:
+        """Forward every micro-batch, form the step-level group entropies, backprop the exact surrogate.
+
+        On return every trainable parameter's ``.grad`` holds the gradient of the step loss, summed over
+        processes, identical on every process.
+        """
+        cfg, acc = self.cfg, self.accelerator
+        local = examples[acc.process_index :: acc.num_processes]
+        G = len(cfg.groups)
+        sums_with_graph = []
+        counts = torch.zeros(G, dtype=torch.float32, device=acc.device)
+        tokens = 0
+        for i in range(0, len(local), cfg.micro_batch_size):
+            chunk = local[i : i + cfg.micro_batch_size]
+            if cfg.mode == "rollout":
+                batch = rollout_batch(self.model, self.tokenizer, chunk, self.group_index, cfg, acc.device)
+            else:
+                batch = teacher_forced_batch(self.tokenizer, chunk, self.group_index)
+            batch = batch.to(acc.device)
+            tokens += int(batch.attention_mask.sum())
+            with acc.autocast():
+                s, c = group_sums(self.model, batch, G, cfg)
+            sums_with_graph.append(s.float())
+            counts += c.float()
+        local_sums = (
+            torch.stack(sums_with_graph).sum(0) if sums_with_graph else torch.zeros(G, device=acc.device)
+        )
+        step_sums = acc.reduce(local_sums.detach().clone(), reduction="sum")
+        step_counts = acc.reduce(counts.clone(), reduction="sum")
+        means = losses.group_means(step_sums, step_counts, list(cfg.groups))
+        gap = float(losses.max_gap(means))
+        lam = self._step_lambda(gap) if cfg.loss != "gap" else 0.0
+        if cfg.loss == "gap":
+            loss_fn = losses.gap_loss
+            loss_value = float(losses.gap_loss(means))
+        else:
+
+            def loss_fn(h):
+                return losses.gee_loss(h, lam, cfg.loss)
+
+            loss_value = float(loss_fn(means)[0])
+        coefficients = losses.surrogate_coefficients(step_sums, step_counts, loss_fn, list(cfg.groups))
+        if sums_with_graph:
+            acc.backward(losses.surrogate_loss(local_sums, coefficients))
+        if acc.num_processes > 1:
+            for p in self.trainable:
+                grad = p.grad if p.grad is not None else torch.zeros_like(p)
+                p.grad = acc.reduce(grad, reduction="sum")
+        tokens = int(acc.reduce(torch.tensor(tokens, device=acc.device), reduction="sum"))
+        return {
+            "loss": loss_value,
+            "mean_entropy": float(means.mean()),
+            "entropy": {g: float(means[i]) for i, g in enumerate(cfg.groups)},
+            "gap": gap,
+            "lambda": lam,
+            "tokens": tokens,
+        }
+
+    def apply_update(self) -> dict[str, float]:
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.trainable, self.cfg.max_grad_norm))
+        lr = self.scheduler.get_last_lr()[0]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return {"lr": lr, "grad_norm": grad_norm}
+
+    # ------------------------------------------------------------------ loop
+    def train(self, stop_after: int | None = None) -> dict[str, Any]:
+        """Run to ``cfg.steps`` (or gap-mode early stop). ``stop_after`` simulates an interruption."""
+        from tqdm.auto import tqdm
+
+        cfg, acc = self.cfg, self.accelerator
+        throughput = training.Throughput()
+        bar = tqdm(
+            total=cfg.steps, initial=self.step, desc="GEE", disable=not acc.is_main_process, file=sys.stderr
+        )
+        stopped_early = False
+        try:
+            while self.step < cfg.steps:
+                metrics = self.train_step(next(self.batches))
+                self.step += 1
+                metrics["step"] = self.step
+                metrics["tokens_per_s"] = round(throughput.lap(metrics["tokens"]), 1)
+                if acc.is_main_process:
+                    self.log.write(metrics)
+                if cfg.log_with:
+                    acc.log(_flat(metrics), step=self.step)
+                bar.update(1)
+                bar.set_postfix(
+                    loss=f"{metrics['loss']:.4f}", gap=f"{metrics['gap']:.4f}", lam=f"{metrics['lambda']:.2f}"
+                )
+                if cfg.loss == "gap":
+                    self.calm_steps = self.calm_steps + 1 if metrics["gap"] <= cfg.target_gap else 0
+                    if self.calm_steps >= cfg.patience:
+                        stopped_early = True
+                        break
+                if self.step % cfg.checkpoint_every == 0:
+                    self.checkpoint()
+                if stop_after is not None and self.step >= stop_after:
+                    self.checkpoint()
+                    raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            self.checkpoint()
+            bar.close()
+            raise
+        bar.close()
+        self.checkpoint()
+        return self.finish(stopped_early)
+
+    def checkpoint(self) -> None:
+        if self.accelerator.is_main_process:
+            extra = {
+                "sampler": self.batches.state_dict(),
+                "gap_1": self.gap_1,
+                "gap_ema": self.gap_ema,
+                "calm_steps": self.calm_steps,
+                "probe_before": self.probe_before,
+            }
+            training.save_checkpoint(self.out, self.step, self.model, self.optimizer, self.scheduler, extra)
+        self.accelerator.wait_for_everyone()
+
+    def probe(self) -> dict[str, Any]:
+        return entropy_probe(self.model, self.tokenizer, self.heldout, self.cfg, self.accelerator.device)
+
+    def _write_config(self, training_summary: dict[str, Any] | None) -> None:
+        """The resolved config next to the adapter, so the run can be reproduced from its folder alone."""
+        from debias import evaluation, models
+
+        if not self.accelerator.is_main_process:
+            return
+        evaluation.write_json_atomic(
+            self.out / "config.json",
+            {
+                "method": "gee",
+                "config": _jsonable(dataclasses.asdict(self.cfg)),
+                "model": {"spec": self.cfg.model, "fingerprint": models.model_fingerprint(self.model_path)},
+                "training": training_summary,
+                "processes": self.accelerator.num_processes,
+                "device": str(self.accelerator.device),
+                "libraries": evaluation.library_versions(),
+            },
+        )
+
+    def finish(self, stopped_early: bool) -> dict[str, Any]:
+        probe_after = self.probe()
+        summary = {
+            "method": "gee",
+            "steps": self.step,
+            "stopped_early": stopped_early,
+            "probe_before": self.probe_before,
+            "probe_after": probe_after,
+            "gap_reduction": 1.0 - probe_after["gap"] / self.probe_before["gap"]
+            if self.probe_before["gap"]
+            else math.nan,
+        }
+        if self.accelerator.is_main_process:
+            self.model.save_pretrained(self.out / "adapter")
+        self._write_config(training_summary=summary)
+        if self.cfg.log_with:
+            self.accelerator.end_training()
+        return summary
+
+
+def _flat(metrics: dict[str, Any]) -> dict[str, float]:
+    flat = {}
+    for k, v in metrics.items():
+        if isinstance(v, dict):
+            flat.update({f"{k}/{g}": x for g, x in v.items()})
+        else:
+            flat[k] = v
+    return flat
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=list))
+
+
+def train(cfg: GeeConfig, out: Path, resume: bool = False, stop_after: int | None = None) -> dict[str, Any]:
+    recipe = GeeRecipe(cfg, out, resume)
+    recipe.setup()
+    return recipe.train(stop_after=stop_after)
+
+
+__all__ = ["GeeConfig", "GeeRecipe", "entropy_probe", "train"]

@@ -1,0 +1,120 @@
+"""GEE training on the real default model: artefacts, exact step statistics, resume, two processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from debias import losses
+from debias.methods import gee
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = dict(
+    steps=2, per_group=2, micro_batch_size=2, warmup_steps=1, probe_max_examples=8, checkpoint_every=50
+)
+
+
+def _lines(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def _adapter(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run / "adapter" / "adapter_model.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("gee") / "run"
+    gee.train(gee.GeeConfig(**TINY), run)
+    return run
+
+
+def test_run_folder_has_adapter_config_and_metrics(tiny_run):
+    assert (tiny_run / "adapter" / "adapter_config.json").is_file()
+    adapter_config = json.loads((tiny_run / "adapter" / "adapter_config.json").read_text())
+    assert adapter_config["peft_type"] == "LORA" and set(adapter_config["target_modules"]) >= {
+        "q_proj",
+        "down_proj",
+    }
+    config = json.loads((tiny_run / "config.json").read_text())
+    assert config["config"]["steps"] == 2 and config["training"]["probe_after"]["examples"] > 0
+    lines = _lines(tiny_run)
+    assert [m["step"] for m in lines] == [1, 2]
+    for m in lines:
+        assert set(m["entropy"]) == {"male", "female"} and m["tokens_per_s"] > 0 and m["lr"] > 0
+        assert m["gap"] == pytest.approx(abs(m["entropy"]["male"] - m["entropy"]["female"]) / 2, abs=1e-6)
+
+
+def test_step_statistics_equal_a_direct_full_batch_computation(tmp_path):
+    """The logged group entropies of step 1 (two micro-batches) = a one-shot computation on the same batch."""
+    cfg = gee.GeeConfig(**{**TINY, "steps": 1})
+    recipe = gee.GeeRecipe(cfg, tmp_path / "run")
+    recipe.setup()
+    examples = next(recipe.batches)
+    batch = gee.teacher_forced_batch(recipe.tokenizer, examples, recipe.group_index)
+    with torch.no_grad():
+        sums, counts = gee.group_sums(recipe.model, batch, 2, cfg)
+    expected = losses.group_means(sums, counts)
+    metrics = recipe.train_step(examples)
+    assert metrics["entropy"]["male"] == pytest.approx(float(expected[0]), abs=1e-5)
+    assert metrics["entropy"]["female"] == pytest.approx(float(expected[1]), abs=1e-5)
+
+
+def test_micro_batching_does_not_change_the_gradient(tmp_path):
+    """The same step with 1 or 4 examples per micro-batch gives the same gradient (exact surrogate)."""
+    grads = []
+    for micro in (1, 4):
+        recipe = gee.GeeRecipe(gee.GeeConfig(**{**TINY, "micro_batch_size": micro}), tmp_path / f"m{micro}")
+        recipe.setup()
+        recipe.compute_gradients(next(recipe.batches))
+        grads.append(torch.cat([p.grad.flatten() for p in recipe.trainable]))
+    assert grads[0].abs().max() > 0
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-7 * float(grads[1].abs().max()), rtol=1e-4)
+
+
+def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, tiny_run):
+    run = tmp_path / "resumed"
+    cfg = gee.GeeConfig(**TINY)
+    with pytest.raises(KeyboardInterrupt):
+        gee.train(cfg, run, stop_after=1)
+    assert [m["step"] for m in _lines(run)] == [1]
+    gee.train(cfg, run, resume=True)
+    assert [m["step"] for m in _lines(run)] == [1, 2]
+    for a, b in zip(_lines(run), _lines(tiny_run), strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], abs=1e-6) and a["entropy"] == pytest.approx(
+            b["entropy"], abs=1e-6
+        )
+    uninterrupted = _adapter(tiny_run)
+    for name, tensor in _adapter(run).items():
+        torch.testing.assert_close(tensor, uninterrupted[name], atol=1e-6, rtol=1e-5)
+
+
+def test_two_processes_give_the_same_group_statistics(tmp_path, tiny_run):
+    run = tmp_path / "two"
+    flags = ["--steps", "2", "--per-group", "2", "--micro-batch-size", "2", "--warmup-steps", "1"]
+    flags += ["--probe-max-examples", "8", "--checkpoint-every", "50"]
+    # accelerate's --cpu launcher starts ONE process unless given an MPI hostfile; its torchrun-based
+    # launcher starts two CPU processes (gloo), which the recipe's Accelerator(cpu=True) joins.
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+    launch += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    cmd = [*launch, str(REPO / "cli.py"), "train", "--out", str(run)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd + flags, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((run / "config.json").read_text())["processes"] == 2, proc.stderr[-3000:]
+    for two, one in zip(_lines(run), _lines(tiny_run), strict=True):
+        assert two["entropy"] == pytest.approx(one["entropy"], abs=1e-5)
+        assert two["loss"] == pytest.approx(one["loss"], abs=1e-5)
+        assert two["tokens"] == one["tokens"]
+
+
+def test_config_rejects_a_single_group():
+    with pytest.raises(ValueError, match="at least two"):
+        gee.GeeConfig(groups=("male",))
