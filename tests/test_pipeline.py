@@ -1,0 +1,52 @@
+"""Base-evaluation cache and the metric-by-metric comparison of two result sets."""
+
+from __future__ import annotations
+
+import pytest
+
+from debias import compare, evaluation, pipeline
+
+
+def test_base_results_cache_hit_skips_evaluation(tmp_path, monkeypatch, smollm2):
+    calls = []
+
+    def fake_evaluate(spec, request, adapter=None):
+        calls.append(spec)
+        return {"results": {"gee_crows_pairs": {"pct_stereotype,none": 0.5}}, "provenance": {}}
+
+    monkeypatch.setattr(pipeline, "cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(pipeline, "evaluate_spec", fake_evaluate)
+    request = evaluation.EvalRequest(tasks=["gee_crows_pairs"], limit=4)
+    first, hit1 = pipeline.base_results("smollm2-135m", request)
+    second, hit2 = pipeline.base_results("smollm2-135m", request)
+    assert (hit1, hit2) == (False, True) and calls == ["smollm2-135m"] and first == second
+    other = evaluation.EvalRequest(tasks=["gee_crows_pairs"], limit=5)  # a different limit is a new key
+    assert pipeline.base_cache_key("smollm2-135m", other) != pipeline.base_cache_key("smollm2-135m", request)
+
+
+def _samples(values: list[float], direction: list[str]) -> list[dict]:
+    return [
+        {"doc_id": i, "pct_stereotype": v, f"pct_stereotype_{d}": v, "likelihood_diff": 1.0}
+        for i, (v, d) in enumerate(zip(values, direction, strict=True))
+    ]
+
+
+def test_compare_pairs_documents_and_uses_task_aggregations():
+    dirs = ["stereo", "stereo", "antistereo", "stereo"]
+    base = {"samples": {"gee_crows_pairs": _samples([1.0, 1.0, 1.0, 0.0], dirs)}}
+    new = {"samples": {"gee_crows_pairs": list(reversed(_samples([1.0, 0.0, 1.0, 0.0], dirs)))}}
+    rows = {
+        c.metric: c
+        for c in compare.compare(base, new, evaluation.task_manager(), iters=200)["gee_crows_pairs"]
+    }
+    assert rows["pct_stereotype"].base == 0.75 and rows["pct_stereotype"].new == 0.5
+    assert rows["pct_stereotype"].improved is True  # 0.75 -> 0.5 moves to the ideal 0.5
+    assert rows["pct_stereotype_antistereo"].n == 1 and rows["pct_stereotype_stereo"].n == 3
+    assert rows["likelihood_diff"].delta == 0.0
+
+
+def test_compare_refuses_different_documents():
+    base = {"samples": {"gee_crows_pairs": _samples([1.0, 0.0], ["stereo", "stereo"])}}
+    new = {"samples": {"gee_crows_pairs": _samples([1.0], ["stereo"])}}
+    with pytest.raises(ValueError, match="different documents"):
+        compare.compare(base, new, evaluation.task_manager(), iters=10)
