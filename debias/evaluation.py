@@ -104,13 +104,14 @@ def library_versions() -> dict[str, str]:
 
 
 def summary(results: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """{task: {metric: value}} without lm-eval's filter suffixes and stderr entries."""
+    """{task: {metric: value}} without stderr entries; the default ``none`` filter suffix is dropped."""
     out: dict[str, dict[str, float]] = {}
     for task, metrics in results.get("results", {}).items():
         for key, value in metrics.items():
-            name, _, _filter = key.partition(",")
-            if _filter and not name.endswith("_stderr") and isinstance(value, int | float):
-                out.setdefault(task, {})[name] = value
+            name, _, filter_name = key.partition(",")
+            if filter_name and not name.endswith("_stderr") and isinstance(value, int | float):
+                # keep the filter when it is not lm-eval's default: GSM8K has strict and flexible matches
+                out.setdefault(task, {})[name if filter_name == "none" else key] = value
     return out
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from debias.atomic import atomic_dir
 
 if TYPE_CHECKING:
     import torch
@@ -144,15 +145,9 @@ def _cached_conversion(name: str, build) -> Path:
     with FileLock(str(root / f".{name}.lock")):
         if (final / SOURCE_FILE).is_file():  # another process finished while we waited
             return final
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
-        try:
+        # an existing folder without SOURCE_FILE is incomplete and not ours: atomic_dir replaces it
+        with atomic_dir(final) as tmp:
             build(tmp)
-            if final.exists():  # an incomplete folder not made by us (we only ever rename complete ones)
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     return final
 
 

@@ -9,10 +9,7 @@ whole model, so we write these few files ourselves, each checkpoint into a temp 
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from debias.atomic import atomic_dir
 
 DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 CHECKPOINTS = "checkpoints"
@@ -72,11 +71,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def save_checkpoint(run_dir: Path, step: int, model, optimizer, scheduler, extra: dict[str, Any]) -> Path:
     """Write ``run_dir/checkpoints/step-NNNNNN`` atomically; ``extra`` holds sampler/method state."""
-    root = run_dir / CHECKPOINTS
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step-{step:06d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=root))
-    try:
+    final = run_dir / CHECKPOINTS / f"step-{step:06d}"
+    with atomic_dir(final) as tmp:
         model.save_pretrained(tmp / "adapter")
         torch.save(
             {
@@ -88,12 +84,6 @@ def save_checkpoint(run_dir: Path, step: int, model, optimizer, scheduler, extra
             },
             tmp / "state.pt",
         )
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
 
 
