@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import lm_eval
 import pytest
-from lm_eval.api.model import LM
+from fakes import FixedLoglikelihoods, WhitespaceTokenizer
 
 from debias import evaluation
 from harness_tasks import _data, _tokenizer
@@ -31,27 +31,6 @@ FIXTURE = [
 ]
 
 
-class FixedLoglikelihoods(LM):
-    def __init__(self, table: dict[str, float]):
-        super().__init__()
-        self.table = table
-
-    def loglikelihood(self, requests, disable_tqdm: bool = False):
-        assert all(req.args[0] == "" for req in requests), "CrowS sentences are scored with an empty context"
-        return [(self.table[req.args[1]], False) for req in requests]
-
-    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
-        raise NotImplementedError
-
-    def generate_until(self, requests, disable_tqdm: bool = False):
-        raise NotImplementedError
-
-
-class WhitespaceTokenizer:
-    def encode(self, text: str, add_special_tokens: bool = False) -> list[str]:
-        return text.split()
-
-
 @pytest.fixture
 def fixture_csv(tmp_path, monkeypatch):
     path = tmp_path / "crows.csv"
@@ -60,7 +39,10 @@ def fixture_csv(tmp_path, monkeypatch):
     path.write_text("\n".join(lines) + "\n")
     monkeypatch.setattr(_data, "data_file", lambda rel: path)
     monkeypatch.setattr(_tokenizer, "load_tokenizer", lambda spec: WhitespaceTokenizer())
-    table = {more: lm for more, _, lm, _, _, _ in FIXTURE} | {less: ll for _, less, _, ll, _, _ in FIXTURE}
+    # keyed by (context, continuation): CrowS sentences are scored after the empty context only
+    table = {("", more): lm for more, _, lm, _, _, _ in FIXTURE} | {
+        ("", less): ll for _, less, _, ll, _, _ in FIXTURE
+    }
     return FixedLoglikelihoods(table)
 
 

@@ -41,7 +41,7 @@ import math
 
 import lm_eval
 import pytest
-from lm_eval.api.model import LM
+from fakes import FixedLoglikelihoods, WhitespaceTokenizer
 
 from debias import evaluation
 from harness_tasks import _data, _tokenizer
@@ -250,28 +250,6 @@ FIXTURE = {
         (-8.0, -8.0),
     ),
 }
-
-
-class FixedLoglikelihoods(LM):
-    def __init__(self, table: dict[tuple[str, str], float]):
-        super().__init__()
-        self.table = table
-        self.seen: list[tuple[str, str]] = []
-
-    def loglikelihood(self, requests, disable_tqdm: bool = False):
-        self.seen += [req.args for req in requests]
-        return [(self.table[req.args], False) for req in requests]
-
-    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
-        raise NotImplementedError
-
-    def generate_until(self, requests, disable_tqdm: bool = False):
-        raise NotImplementedError
-
-
-class WhitespaceTokenizer:
-    def encode(self, text: str, add_special_tokens: bool = False) -> list[str]:
-        return text.split()
 
 
 def _write_tsv(path, header, rows):
