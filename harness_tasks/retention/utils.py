@@ -1,0 +1,169 @@
+"""lm-eval glue for the retention tasks: MMLU and GSM8K from the local upstream files, in the HF schema.
+
+lm-eval's built-in ``mmlu_*`` and ``gsm8k_cot`` configs read ``cais/mmlu`` and ``openai/gsm8k`` from the
+hub. Our generated configs (see ``generate.py``) keep every prompt, filter and metric field of those
+configs and swap only the data source for ``custom_dataset`` hooks below, which turn the sha256-checked
+upstream files into exactly the rows the built-in templates expect:
+
+- MMLU (``cais/mmlu``): ``question`` str, ``subject`` str, ``choices`` [4 x str], ``answer`` ClassLabel A-D
+  (an int 0-3 in each row);
+- GSM8K (``openai/gsm8k``, config ``main``): ``question`` str, ``answer`` str (the worked solution ending
+  in ``#### <number>``).
+
+The ``lite`` variants keep a fixed subset of the test split: the ``k`` rows whose content hashes lowest
+(``stable_subset``), in file order. Few-shot splits are never subset.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+# Module attribute, not a bound name: lm-eval imports this file under its own module name, and tests swap
+# the data files through ``_data.data_file``.
+from harness_tasks import _data
+from harness_tasks._data import DataFileError
+
+MMLU_LETTERS = ("A", "B", "C", "D")
+# HF split name -> upstream folder (MMLU) / file (GSM8K)
+MMLU_SPLIT_FOLDERS = {"test": "test", "dev": "dev", "validation": "val"}
+GSM8K_SPLIT_FILES = {"test": "gsm8k/test.jsonl", "train": "gsm8k/train.jsonl"}
+
+
+def mmlu_subjects() -> list[str]:
+    """The 57 subjects, as named by the upstream test files the data manifest knows."""
+    prefix, suffix = "mmlu/test/", "_test.csv"
+    return sorted(
+        rel[len(prefix) : -len(suffix)]
+        for rel in _data.manifest()["files"]
+        if rel.startswith(prefix) and rel.endswith(suffix)
+    )
+
+
+def read_mmlu_csv(path: Path, subject: str) -> list[dict[str, Any]]:
+    """One upstream MMLU CSV (no header; ``question, A, B, C, D, answer-letter``) as ``cais/mmlu`` rows.
+
+    Parsed with ``csv`` on the raw text (``newline=""``) as the HF loading script did, so quoted fields
+    keep their embedded newlines byte for byte; answers A-D become 0-3.
+    """
+    rows = []
+    with open(path, newline="", encoding="utf-8") as fh:
+        for record, fields in enumerate(csv.reader(fh), start=1):
+            if len(fields) != 6:
+                raise DataFileError(f"{path}: record {record} has {len(fields)} fields, expected 6")
+            if fields[5] not in MMLU_LETTERS:
+                raise DataFileError(
+                    f"{path}: record {record}: answer is {fields[5]!r}, expected one of A, B, C, D"
+                )
+            rows.append(
+                {
+                    "question": fields[0],
+                    "subject": subject,
+                    "choices": fields[1:5],
+                    "answer": MMLU_LETTERS.index(fields[5]),
+                }
+            )
+    if not rows:
+        raise DataFileError(f"{path}: no records")
+    return rows
+
+
+def read_gsm8k_jsonl(path: Path) -> list[dict[str, str]]:
+    """The upstream GSM8K JSON Lines file as ``openai/gsm8k`` (``main``) rows."""
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataFileError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from None
+            if not (isinstance(row, dict) and set(row) == {"question", "answer"}):
+                raise DataFileError(f"{path}:{line_no}: expected exactly the keys 'question' and 'answer'")
+            if "####" not in row["answer"]:
+                raise DataFileError(f"{path}:{line_no}: answer has no '#### <final answer>' line")
+            rows.append({"question": row["question"], "answer": row["answer"]})
+    return rows
+
+
+def stable_subset(rows: list[dict[str, Any]], k: int) -> list[int]:
+    """Indices of the ``k`` rows whose sha256 (of the row as canonical JSON) is lowest, in file order.
+
+    A content hash rather than the first ``k`` rows: upstream files are ordered by source (neighbouring
+    questions often share a passage, exam or topic), so a prefix is not a fair sample, while the lowest
+    hashes are a uniform sample that does not depend on row order, Python's hash seed, or lm-eval's seed.
+    Ties (identical rows) are broken by position.
+    """
+    if k < 1:
+        raise ValueError(f"subset size must be at least 1, got {k}")
+    digests = [
+        hashlib.sha256(json.dumps(row, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+        for row in rows
+    ]
+    chosen = sorted(range(len(rows)), key=lambda i: (digests[i], i))[:k]
+    return sorted(chosen)
+
+
+def _subset(rows: list[dict[str, Any]], k: int | None) -> list[dict[str, Any]]:
+    return rows if k is None else [rows[i] for i in stable_subset(rows, k)]
+
+
+def mmlu_rows(subject: str, split: str = "test", lite_k: int | None = None) -> list[dict[str, Any]]:
+    if subject not in mmlu_subjects():
+        raise DataFileError(f"unknown MMLU subject {subject!r}")
+    if split not in MMLU_SPLIT_FOLDERS:
+        raise DataFileError(f"unknown MMLU split {split!r}; known: {', '.join(MMLU_SPLIT_FOLDERS)}")
+    folder = MMLU_SPLIT_FOLDERS[split]
+    rows = read_mmlu_csv(_data.data_file(f"mmlu/{folder}/{subject}_{folder}.csv"), subject)
+    return _subset(rows, lite_k) if split == "test" else rows
+
+
+def gsm8k_rows(split: str = "test", lite_n: int | None = None) -> list[dict[str, str]]:
+    if split not in GSM8K_SPLIT_FILES:
+        raise DataFileError(f"unknown GSM8K split {split!r}; known: {', '.join(GSM8K_SPLIT_FILES)}")
+    rows = read_gsm8k_jsonl(_data.data_file(GSM8K_SPLIT_FILES[split]))
+    return _subset(rows, lite_n) if split == "test" else rows
+
+
+def _mmlu_features():
+    import datasets
+
+    return datasets.Features(
+        {
+            "question": datasets.Value("string"),
+            "subject": datasets.Value("string"),
+            "choices": datasets.Sequence(datasets.Value("string")),
+            "answer": datasets.ClassLabel(names=list(MMLU_LETTERS)),
+        }
+    )
+
+
+def _gsm8k_features():
+    import datasets
+
+    return datasets.Features({"question": datasets.Value("string"), "answer": datasets.Value("string")})
+
+
+def load_mmlu(subject: str, splits: list[str], lite_k: int | None = None, **_metadata: Any):
+    """``custom_dataset`` hook of ``gee_mmlu[_lite]_<subject>``; lm-eval adds the task metadata."""
+    import datasets
+
+    features = _mmlu_features()
+    return datasets.DatasetDict(
+        {
+            split: datasets.Dataset.from_list(mmlu_rows(subject, split, lite_k), features=features)
+            for split in splits
+        }
+    )
+
+
+def load_gsm8k(splits: list[str], lite_n: int | None = None, **_metadata: Any):
+    """``custom_dataset`` hook of ``gee_gsm8k[_lite]``; lm-eval adds the task metadata."""
+    import datasets
+
+    features = _gsm8k_features()
+    return datasets.DatasetDict(
+        {split: datasets.Dataset.from_list(gsm8k_rows(split, lite_n), features=features) for split in splits}
+    )
