@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int)
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS))
     parser.add_argument("--reuse", action="store_true", help="reuse runs/gee-<name>/adapter if present")
-    parser.add_argument("--iters", type=int, default=1000)
+    parser.add_argument("--iters", type=int, default=200, help="bootstrap resamples (StereoSet: ~10 ms each)")
     args = parser.parse_args()
 
     request = evaluation.EvalRequest(tasks=[args.suite], limit=args.limit)
@@ -76,6 +76,7 @@ def main() -> None:
             "probe_before": training["probe_before"],
             "probe_after": training["probe_after"],
             "heldout_gap_reduction": training["gap_reduction"],
+            "heldout_relative_gap": [training["relative_gap_before"], training["relative_gap_after"]],
             "steps": training["steps"],
             "stopped_early": training["stopped_early"],
             "comparisons": {t: [dataclasses.asdict(c) for c in rows] for t, rows in comparisons.items()},

@@ -5,14 +5,14 @@
 
 lm-eval's YAML ``include:`` takes a path relative to the including file (or an absolute one), so our
 committed YAMLs cannot point into an installed lm-eval. Instead this script reads lm-eval's own files
-(``mmlu/default/*`` and ``gsm8k/gsm8k-cot.yaml``) and writes ours with every prompt, few-shot, filter,
+(``mmlu/default/*`` and ``gsm8k/gsm8k.yaml``) and writes ours with every prompt, few-shot, filter,
 generation and metric field copied as parsed, and only these changes:
 
 - the data source: ``dataset_path``/``dataset_name`` emptied, ``custom_dataset`` set to a hook in
   ``utils.py`` that reads the sha256-checked local files, with ``dataset_kwargs`` naming the subject and
   the splits the config uses (and, for the lite tasks, the subset size);
-- names: ``mmlu*`` -> ``gee_mmlu*`` / ``gee_mmlu_lite*``, ``gsm8k_cot`` -> ``gee_gsm8k`` / ``gee_gsm8k_lite``,
-  and lm-eval's tag ``chain_of_thought`` dropped, so nothing shadows or joins a built-in task, group or tag.
+- names: ``mmlu*`` -> ``gee_mmlu*`` / ``gee_mmlu_lite*``, ``gsm8k`` -> ``gee_gsm8k`` / ``gee_gsm8k_lite``,
+  and lm-eval's tags (``math_word_problems``) dropped, so nothing shadows or joins a built-in name.
 
 ``metadata.version`` is kept, so results record lm-eval's task versions. A test runs ``--check``, so an
 lm-eval upgrade that changes these definitions fails loudly instead of drifting silently.

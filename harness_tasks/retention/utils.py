@@ -1,6 +1,6 @@
 """lm-eval glue for the retention tasks: MMLU and GSM8K from the local upstream files, in the HF schema.
 
-lm-eval's built-in ``mmlu_*`` and ``gsm8k_cot`` configs read ``cais/mmlu`` and ``openai/gsm8k`` from the
+lm-eval's built-in ``mmlu_*`` and ``gsm8k`` configs read ``cais/mmlu`` and ``openai/gsm8k`` from the
 hub. Our generated configs (see ``generate.py``) keep every prompt, filter and metric field of those
 configs and swap only the data source for ``custom_dataset`` hooks below, which turn the sha256-checked
 upstream files into exactly the rows the built-in templates expect:
