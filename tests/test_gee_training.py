@@ -76,7 +76,11 @@ def test_micro_batching_does_not_change_the_gradient(tmp_path):
         recipe.compute_gradients(next(recipe.batches))
         grads.append(torch.cat([p.grad.flatten() for p in recipe.trainable]))
     assert grads[0].abs().max() > 0
-    torch.testing.assert_close(grads[0], grads[1], atol=1e-7 * float(grads[1].abs().max()), rtol=1e-4)
+    # float32 sums run in a different order for other batch shapes and thread counts (CI measured
+    # elementwise differences up to ~5e-7 of the gradient scale), so compare the relative norm of the
+    # difference rather than near-zero entries one by one.
+    relative = float((grads[0] - grads[1]).norm() / grads[1].norm())
+    assert relative < 1e-5, relative
 
 
 def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, tiny_run):
