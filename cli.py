@@ -30,9 +30,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     model, tokenizer = models.load(args.model)
     if args.adapter:
-        from peft import PeftModel
+        from debias.pipeline import with_adapter
 
-        model = PeftModel.from_pretrained(model, args.adapter).eval()
+        model = with_adapter(model, args.adapter)
     request = evaluation.EvalRequest(
         tasks=[t for t in args.tasks.split(",") if t],
         limit=args.limit,

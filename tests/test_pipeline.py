@@ -50,3 +50,28 @@ def test_compare_refuses_different_documents():
     new = {"samples": {"gee_crows_pairs": _samples([1.0], ["stereo"])}}
     with pytest.raises(ValueError, match="different documents"):
         compare.compare(base, new, evaluation.task_manager(), iters=10)
+
+
+def test_merged_adapter_gives_the_unmerged_model_outputs(tmp_path, smollm2):
+    import torch
+    from peft import PeftModel
+
+    from debias import models, training
+
+    torch.manual_seed(0)
+    lora = training.add_lora(
+        models.load()[0], r=4, alpha=8, dropout=0.0, target_modules=["q_proj", "down_proj"]
+    )
+    for name, param in lora.named_parameters():
+        if "lora_B" in name:  # B starts at zero; make the adapter actually change the model
+            torch.nn.init.normal_(param, std=0.02)
+    lora.save_pretrained(tmp_path / "adapter")
+    _, tokenizer, _ = smollm2
+    ids = tokenizer("The engineer told the nurse that", return_tensors="pt").input_ids
+    unmerged = PeftModel.from_pretrained(models.load()[0], str(tmp_path / "adapter")).eval()
+    merged = pipeline.with_adapter(models.load()[0], tmp_path / "adapter")
+    with torch.no_grad():
+        a, b = unmerged(ids).logits, merged(ids).logits
+        base = smollm2[0](ids).logits
+    assert (a - base).abs().max() > 1e-2  # the adapter matters ...
+    torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-4)  # ... and merging does not change it
