@@ -44,8 +44,9 @@ class GeeConfig:
     anneal_ema: float = 0.7  # smoothing of the step gap gap_t used for annealing
     lam_min: float = 0.1
     lam_max: float = 10.0
-    target_gap: float = 0.01  # gap mode: stop once max_g |H_g − H̄| ≤ target_gap ...
-    patience: int = 3  # ... for this many consecutive steps
+    target_gap: float = 0.01  # gap mode: stop once the held-out stop-split gap max_g |H_g − H̄| ≤ this ...
+    stop_check_every: int = 5  # ... checked every this many steps
+    stop_examples: int = 256  # held-out examples for that check, disjoint from the reported probe
     temperature: float = 1.0  # softmax temperature of the entropy
     groups: tuple[str, ...] = ("male", "female")
     data: str = "templates"  # "templates" (the project's generator) or a JSONL/CSV/parquet of prompts
@@ -87,7 +88,8 @@ class GeeConfig:
             "steps",
             "max_new_tokens",
             "checkpoint_every",
-            "patience",
+            "stop_check_every",
+            "stop_examples",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
@@ -254,13 +256,13 @@ class GeeRecipe:
             self.model, cfg.lr, cfg.weight_decay, cfg.warmup_steps, cfg.steps
         )
         self.group_index = {g: i for i, g in enumerate(cfg.groups)}
-        self.train_examples, self.heldout = self._examples()
+        self.train_examples, self.heldout, self.stop_split = self._examples()
         from debias.data import GroupBalancedBatches
 
         self.batches = GroupBalancedBatches(
             self.train_examples, list(cfg.groups), cfg.per_group, cfg.seed, paired=cfg.data == "templates"
         )
-        self.step, self.gap_1, self.gap_ema, self.calm_steps = 0, None, None, 0
+        self.step, self.gap_1, self.gap_ema = 0, None, None
         self.probe_before = None
         checkpoint = training.latest_checkpoint(self.out) if self.resume else None
         if checkpoint is not None:
@@ -268,7 +270,7 @@ class GeeRecipe:
                 checkpoint, self.model, self.optimizer, self.scheduler
             )
             self.batches.load_state_dict(extra["sampler"])
-            self.gap_1, self.gap_ema, self.calm_steps = extra["gap_1"], extra["gap_ema"], extra["calm_steps"]
+            self.gap_1, self.gap_ema = extra["gap_1"], extra["gap_ema"]
             self.probe_before = extra.get("probe_before")
         self.log = training.MetricsLog(
             self.out / "metrics.jsonl", truncate_after_step=self.step if checkpoint else None
@@ -292,8 +294,13 @@ class GeeRecipe:
                 raise ValueError(
                     f"{cfg.data}: user prompts have no continuation to score; use --mode rollout"
                 )
-        heldout = generate("heldout", groups=cfg.groups, seed=cfg.seed, max_examples=cfg.probe_max_examples)
-        return train, heldout
+        # One seeded shuffle of the held-out pairs: the first slice is the reported probe, the next the
+        # gap-mode stop split, so stopping never selects on the number we report.
+        heldout = generate("heldout", groups=cfg.groups, seed=cfg.seed)
+        n_probe = len(heldout) if cfg.probe_max_examples is None else cfg.probe_max_examples
+        n_probe -= n_probe % len(cfg.groups)
+        stop = heldout[n_probe : n_probe + cfg.stop_examples - cfg.stop_examples % len(cfg.groups)]
+        return train, heldout[:n_probe], stop
 
     # ------------------------------------------------------------------ one step
     def _step_lambda(self, gap: float) -> float:
@@ -401,6 +408,10 @@ class GeeRecipe:
                 self.step += 1
                 metrics["step"] = self.step
                 metrics["tokens_per_s"] = round(throughput.lap(metrics["tokens"]), 1)
+                if cfg.loss == "gap" and self.step % cfg.stop_check_every == 0:
+                    stop = entropy_probe(self.model, self.tokenizer, self.stop_split, cfg, acc.device)
+                    metrics["stop_split_gap"] = stop["gap"]
+                    stopped_early = stop["gap"] <= cfg.target_gap
                 if acc.is_main_process:
                     self.log.write(metrics)
                 if cfg.log_with:
@@ -409,11 +420,8 @@ class GeeRecipe:
                 bar.set_postfix(
                     loss=f"{metrics['loss']:.4f}", gap=f"{metrics['gap']:.4f}", lam=f"{metrics['lambda']:.2f}"
                 )
-                if cfg.loss == "gap":
-                    self.calm_steps = self.calm_steps + 1 if metrics["gap"] <= cfg.target_gap else 0
-                    if self.calm_steps >= cfg.patience:
-                        stopped_early = True
-                        break
+                if stopped_early:
+                    break
                 if self.step % cfg.checkpoint_every == 0:
                     self.checkpoint()
                 if stop_after is not None and self.step >= stop_after:
@@ -433,7 +441,6 @@ class GeeRecipe:
                 "sampler": self.batches.state_dict(),
                 "gap_1": self.gap_1,
                 "gap_ema": self.gap_ema,
-                "calm_steps": self.calm_steps,
                 "probe_before": self.probe_before,
             }
             training.save_checkpoint(self.out, self.step, self.model, self.optimizer, self.scheduler, extra)
@@ -472,6 +479,9 @@ class GeeRecipe:
             "gap_reduction": 1.0 - probe_after["gap"] / self.probe_before["gap"]
             if self.probe_before["gap"]
             else math.nan,
+            # the gap relative to the mean entropy: an absolute gap also shrinks when all entropies do
+            "relative_gap_before": self.probe_before["gap"] / self.probe_before["mean_entropy"],
+            "relative_gap_after": probe_after["gap"] / probe_after["mean_entropy"],
         }
         if self.accelerator.is_main_process:
             self.model.save_pretrained(self.out / "adapter")
