@@ -16,7 +16,7 @@ import json
 import time
 from pathlib import Path
 
-from debias import compare, evaluation, pipeline
+from debias import compare, evaluation, models, pipeline
 from debias.methods import gee
 
 RESULTS = Path(__file__).parent / "results"
@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--suite", default="gee_bias")
     parser.add_argument("--limit", type=int)
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS))
-    parser.add_argument("--reuse", action="store_true", help="reuse runs/gee-<name>/adapter if present")
+    parser.add_argument("--reuse", action="store_true", help="reuse runs/gee-<name>/ adapter and results")
     parser.add_argument("--iters", type=int, default=200, help="bootstrap resamples (StereoSet: ~10 ms each)")
     args = parser.parse_args()
 
@@ -52,7 +52,8 @@ def main() -> None:
     start = time.perf_counter()
     base, hit = pipeline.base_results(gee.GeeConfig().model, request)
     base_s = time.perf_counter() - start
-    manager = evaluation.task_manager("unused", tasks=[args.suite])
+    # loading a task (for its aggregation functions) runs its dataset loader, which needs the tokenizer
+    manager = evaluation.task_manager(str(models.resolve(gee.GeeConfig().model)), tasks=[args.suite])
     for name in args.configs:
         cfg = gee.GeeConfig(**CONFIGS[name])
         run = Path("runs") / f"gee-{name}"
@@ -63,9 +64,10 @@ def main() -> None:
         training = json.loads((run / "config.json").read_text())["training"]
         start = time.perf_counter()
         debiased_path = run / "results" / "debiased.json"
-        evaluation.write_json_atomic(
-            debiased_path, pipeline.evaluate_spec(cfg.model, request, run / "adapter")
-        )
+        if not (args.reuse and debiased_path.is_file()):
+            evaluation.write_json_atomic(
+                debiased_path, pipeline.evaluate_spec(cfg.model, request, run / "adapter")
+            )
         debiased = json.loads(debiased_path.read_text())
         eval_s = time.perf_counter() - start
         comparisons = compare.compare(base, debiased, manager, iters=args.iters)
