@@ -26,13 +26,8 @@ def cmd_model_path(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from debias import evaluation, models
+    from debias import evaluation, pipeline
 
-    model, tokenizer = models.load(args.model)
-    if args.adapter:
-        from debias.pipeline import with_adapter
-
-        model = with_adapter(model, args.adapter)
     request = evaluation.EvalRequest(
         tasks=[t for t in args.tasks.split(",") if t],
         limit=args.limit,
@@ -40,12 +35,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         seed=args.seed,
         log_samples=args.out is not None,
     )
-    results = evaluation.evaluate(model, tokenizer, request, tokenizer_path=str(models.resolve(args.model)))
-    results["provenance"]["model"] = {
-        "spec": args.model,
-        "adapter": args.adapter,
-        "fingerprint": models.model_fingerprint(models.resolve(args.model)),
-    }
+    results = pipeline.evaluate_spec(args.model, request, args.adapter)
     if args.out:
         out = Path(args.out)
         samples = results.pop("samples", {})

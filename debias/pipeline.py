@@ -56,14 +56,15 @@ def with_adapter(model, adapter: str | Path):
 
 def evaluate_spec(model_spec: str, request: evaluation.EvalRequest, adapter: str | Path | None = None):
     """Load ``model_spec`` (+ optional peft adapter) and evaluate it; results include samples."""
+    path = models.resolve(model_spec)
     model, tokenizer = models.load(model_spec)
     if adapter is not None:
         model = with_adapter(model, adapter)
-    results = evaluation.evaluate(model, tokenizer, request, tokenizer_path=str(models.resolve(model_spec)))
+    results = evaluation.evaluate(model, tokenizer, request, tokenizer_path=str(path))
     results["provenance"]["model"] = {
         "spec": model_spec,
         "adapter": str(adapter) if adapter else None,
-        "fingerprint": models.model_fingerprint(models.resolve(model_spec)),
+        "fingerprint": models.model_fingerprint(path),
     }
     return results
 

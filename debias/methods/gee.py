@@ -422,11 +422,10 @@ class GeeRecipe:
                 )
                 if stopped_early:
                     break
-                if self.step % cfg.checkpoint_every == 0:
-                    self.checkpoint()
                 if stop_after is not None and self.step >= stop_after:
-                    self.checkpoint()
-                    raise KeyboardInterrupt
+                    raise KeyboardInterrupt  # the handler below saves the checkpoint, as for a real Ctrl-C
+                if self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
+                    self.checkpoint()  # the last step's checkpoint is written once, after the loop
         except KeyboardInterrupt:
             self.checkpoint()
             bar.close()
