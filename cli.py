@@ -49,23 +49,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-METHODS = {"gee": ("debias.methods.gee", "GeeConfig")}
-
-
-def _method_config_class(method: str):
-    import importlib
-
-    module, name = METHODS[method]
-    return getattr(importlib.import_module(module), name)
-
-
 def cmd_train(args: argparse.Namespace) -> int:
-    import importlib
-
     from debias.config_cli import dataclass_from_args
+    from debias.methods import config_class, method_module
 
-    cfg = dataclass_from_args(_method_config_class(args.method), args, args.config)
-    module = importlib.import_module(METHODS[args.method][0])
+    cfg = dataclass_from_args(config_class(args.method), args, args.config)
+    module = method_module(args.method)
     try:
         summary = module.train(cfg, Path(args.out), resume=args.resume)
     except KeyboardInterrupt:
@@ -77,6 +66,44 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_and_eval(args: argparse.Namespace) -> int:
+    from debias import train_and_eval as job
+    from debias.config_cli import dataclass_from_args
+    from debias.methods import config_class, method_module
+
+    preset = getattr(method_module(args.method), "QUICK", {}) if args.quick else None
+    cfg = dataclass_from_args(config_class(args.method), args, args.config, preset=preset)
+    limit = args.limit if args.limit is not None else (job.QUICK_LIMIT if args.quick else None)
+    spec = job.RunSpec(
+        method=args.method,
+        tasks=[t for t in args.tasks.split(",") if t],
+        limit=limit,
+        eval_seed=args.eval_seed,
+        batch_size=args.batch_size,
+        iters=args.iters if args.iters is not None else (job.QUICK_ITERS if args.quick else 1000),
+        quick=args.quick,
+    )
+    out = Path(args.out or f"runs/{args.method}{'-quick' if args.quick else ''}")
+    try:
+        report = job.train_and_eval(spec, cfg, out)
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: {out} keeps every finished phase; run the same command again to continue",
+            file=sys.stderr,
+        )
+        return 130
+    print(report)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from reports.render import write_report
+
+    out = Path(args.out) if args.out else Path(args.runs[0]) / "report.html"
+    print(write_report([Path(r) for r in args.runs], out))
+    return 0
+
+
 def cmd_stereoset_score(args: argparse.Namespace) -> int:
     from harness_tasks.stereoset.scoring import main as score_main
 
@@ -84,6 +111,17 @@ def cmd_stereoset_score(args: argparse.Namespace) -> int:
     if args.output:
         argv += ["--output", args.output]
     return score_main(argv)
+
+
+def _add_method_arguments(parser: argparse.ArgumentParser) -> None:
+    from debias.config_cli import add_dataclass_arguments
+    from debias.methods import METHODS, config_class
+
+    parser.add_argument("--method", choices=sorted(METHODS), default="gee")
+    parser.add_argument("--config", help="YAML file of method config fields (flags override it)")
+    # The method is only known after parsing, and flags differ per method: GEE's are registered here;
+    # each method added to METHODS registers its own in its own argument group.
+    add_dataclass_arguments(parser.add_argument_group("gee (method config; see README)"), config_class("gee"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,16 +144,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("train", help="train a debiasing adapter (flags = the method's config fields)")
-    p.add_argument("--method", choices=sorted(METHODS), default="gee")
     p.add_argument("--out", required=True, help="run folder (adapter/, config.json, metrics.jsonl)")
-    p.add_argument("--config", help="YAML file of config fields (flags override it)")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
-    from debias.config_cli import add_dataclass_arguments
-
-    # The method is only known after parsing, and flags differ per method: GEE's are registered here;
-    # each method added to METHODS registers its own in its own sub-parser group.
-    add_dataclass_arguments(p.add_argument_group("gee"), _method_config_class("gee"))
+    _add_method_arguments(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "train-and-eval",
+        help="train an adapter, evaluate base and debiased on a suite, write results and report.html",
+    )
+    p.add_argument("--out", help="run folder (default: runs/<method>[-quick]); rerun to resume")
+    p.add_argument("--tasks", default="gee_bias", help="suite or comma-separated tasks (default: gee_bias)")
+    p.add_argument("--limit", type=float, help="documents per task (an int) or a fraction (<1)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: first 100 documents per task, 5 training steps, 200 resamples",
+    )
+    p.add_argument("--iters", type=int, help="bootstrap resamples per metric (default 1000; --quick 200)")
+    p.add_argument("--eval-seed", type=int, default=1234, help="evaluation seed (same for base and debiased)")
+    p.add_argument("--batch-size", type=int, default=16, help="evaluation batch size")
+    _add_data_dir(p)
+    _add_method_arguments(p)
+    p.set_defaults(func=cmd_train_and_eval)
+
+    p = sub.add_parser("report", help="render one HTML report comparing one or more train-and-eval runs")
+    p.add_argument("runs", nargs="+", help="run folders (the first run's base is the base column)")
+    p.add_argument("--out", help="HTML file (default: <first run>/report.html)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("stereoset-score", help="official StereoSet SS/LMS/ICAT from a predictions file")
     p.add_argument("--gold", required=True, help="StereoSet dev.json")
@@ -131,12 +187,13 @@ def main(argv: list[str] | None = None) -> int:
         args.limit = int(args.limit)
     from debias.models import ModelResolutionError
     from harness_tasks._data import DataFileError, set_data_dir
+    from reports.render import ReportError
 
     try:
         if getattr(args, "data_dir", None):
             set_data_dir(args.data_dir)
         return args.func(args)
-    except (ModelResolutionError, DataFileError, ValueError) as exc:
+    except (ModelResolutionError, DataFileError, ReportError, ValueError) as exc:
         if os.environ.get("DEBIAS_DEBUG"):
             raise
         print(f"error: {exc}", file=sys.stderr)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from debias.stats import Comparison, paired_bootstrap
+from debias.stats import Comparison, paired_bootstrap, paired_bootstrap_joint
 
 
 def _by_doc(samples: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
@@ -27,9 +27,15 @@ def compare(
             raise ValueError(f"{task}: base and debiased runs evaluated different documents")
         doc_ids = sorted(base_docs)
         rows = []
+        joint_groups: dict[int, tuple] = {}  # id(joint function) -> (function, prepare, [metrics])
         for metric, aggregate in sorted(aggregations.items()):
             ids = [d for d in doc_ids if metric in base_docs[d] and metric in new_docs[d]]
             if not ids:
+                continue
+            joint = getattr(aggregate, "joint", None)
+            if joint is not None and ids == doc_ids:
+                prepare = getattr(aggregate, "prepare", None)
+                joint_groups.setdefault(id(joint), (joint, prepare, []))[2].append(metric)
                 continue
             rows.append(
                 paired_bootstrap(
@@ -41,5 +47,20 @@ def compare(
                     seed=seed,
                 )
             )
+        for joint, prepare, metrics in joint_groups.values():
+            # the metrics share one per-document record (StereoSet); any of their keys holds it
+            key = metrics[0]
+            rows.extend(
+                paired_bootstrap_joint(
+                    joint,
+                    [base_docs[d][key] for d in doc_ids],
+                    [new_docs[d][key] for d in doc_ids],
+                    metrics,
+                    iters=iters,
+                    seed=seed,
+                    prepare=prepare,
+                )
+            )
+        rows.sort(key=lambda c: c.metric)
         out[task] = rows
     return out

@@ -41,9 +41,11 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         parser.add_argument(_flag(f.name), dest=f.name, **kwargs)
 
 
-def dataclass_from_args(cls: type, args: argparse.Namespace, config_file: str | None = None):
-    """Defaults < YAML file < explicit flags; unknown YAML keys are an error naming the file and key."""
-    values: dict[str, Any] = {}
+def dataclass_from_args(
+    cls: type, args: argparse.Namespace, config_file: str | None = None, preset: dict[str, Any] | None = None
+):
+    """Defaults < ``preset`` (e.g. --quick) < YAML file < explicit flags; unknown YAML keys are an error."""
+    values: dict[str, Any] = dict(preset or {})
     names = {f.name for f in dataclasses.fields(cls)}
     if config_file:
         import yaml

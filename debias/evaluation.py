@@ -115,13 +115,17 @@ def summary(results: dict[str, Any]) -> dict[str, dict[str, float]]:
     return out
 
 
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write-then-rename, so a crash or Ctrl-C never leaves a half-written result file."""
+def write_json_atomic(path: Path, payload: Any, compact: bool = False) -> None:
+    """Write-then-rename, so a crash or Ctrl-C never leaves a half-written result file.
+
+    ``compact`` drops the indentation: per-sample logs are read by programs, and indenting a 70 MB log
+    adds a third to its size.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2, default=str)
+            json.dump(payload, fh, indent=None if compact else 2, default=str)
             fh.write("\n")
         os.replace(tmp, path)
     finally:

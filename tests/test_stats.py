@@ -46,3 +46,12 @@ def test_a_clearly_worse_run_is_flagged():
 def test_mismatched_documents_are_an_error():
     with pytest.raises(ValueError, match="2 documents"):
         paired_bootstrap(statistics.fmean, [1.0, 0.0], [1.0], "acc")
+
+
+def test_a_clearly_better_run_is_flagged_better_beyond_ci():
+    base = [1.0] * 40  # every pair stereotyped
+    new = [1.0, 0.0] * 20  # half: pct_stereotype at the ideal 0.5
+    result = paired_bootstrap(statistics.fmean, base, new, "pct_stereotype", iters=300)
+    assert result.better_beyond_ci is True and result.worse_beyond_ci is False and result.improved is True
+    same = paired_bootstrap(statistics.fmean, base, base, "pct_stereotype", iters=50)
+    assert same.better_beyond_ci is False

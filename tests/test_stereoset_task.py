@@ -382,3 +382,16 @@ def _lm_eval_continuation_tokens(lm, context: str, continuation: str) -> int:
     if not context:
         return len(lm.tok_encode(continuation, add_special_tokens=False))
     return len(lm._encode_pair(context, continuation)[1])
+
+
+def test_all_metric_values_equals_each_metric_value():
+    # the bootstrap's one-pass computation must give exactly what lm-eval's per-metric aggregation does,
+    # on the pooled records, on one split only, and on a subset missing whole domains
+    records = [dict(vars(ex)) for ex in HAND_EXAMPLES]
+    for subset in (records, [r for r in records if r["split"] == "intrasentence"], records[:2]):
+        joint = utils.all_metric_values(subset)
+        assert set(joint) == set(utils.METRICS)
+        for name in utils.METRICS:
+            single = utils.metric_value(name, subset)
+            assert (math.isnan(single) and math.isnan(joint[name])) or joint[name] == single, name
+    assert utils.agg_ss.joint is utils.agg_icat_race.joint is utils.all_metric_values

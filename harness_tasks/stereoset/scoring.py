@@ -203,6 +203,11 @@ def _score(examples: Sequence[ExampleScores], count_multiplier: int = 1) -> dict
     }
 
 
+def score_pooled(examples: Sequence[ExampleScores]) -> dict[str, float]:
+    """The "overall" node ``aggregate`` computes for ``examples``, without the per-split breakdown."""
+    return _score(examples)
+
+
 def aggregate(examples: Iterable[ExampleScores]) -> dict[str, Any]:
     """Compute the official StereoSet result dict from example scores.
 

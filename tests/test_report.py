@@ -1,0 +1,126 @@
+"""The HTML report: every section, escaping, CIs equal to a hand-enumerated bootstrap, errors, browser."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from report_fixtures import SCRIPT, crows_samples, default_run, make_run, winogender_samples
+
+import cli
+from reports import charts, render
+
+
+def _html(run_dirs) -> str:
+    return render.render(run_dirs)
+
+
+def test_report_has_every_section_and_chart(tmp_path):
+    html = _html([default_run(tmp_path)])
+    for section in render.SECTIONS:
+        assert f'<section id="{section}">' in html, section
+    # trade-off (SS x LMS, CrowS x LMS), winogender scatter, crows bars, stereoset bars, entropy bars,
+    # training curves (loss, gap, lambda)
+    assert html.count('<svg class="chart"') >= 9
+    assert "Winogender: pronoun preference vs occupation statistics" in html
+    assert "nurse" in html and "engineer" in html  # occupation table / tooltips
+    assert "stopped early: yes" in html and "0.0500 → 0.0050 nats" in html  # training summary
+    assert "crows_pairs/crows_pairs_anonymized.csv" in html and "ab" * 32 in html  # data provenance
+    assert "<script" not in html.lower()  # self-contained, no script at all
+
+
+def test_dataset_and_config_strings_are_escaped(tmp_path):
+    html = _html([default_run(tmp_path, data_path=f"prompts{SCRIPT}.jsonl")])
+    assert SCRIPT not in html
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
+    # a CrowS sentence (examples table), a Winogender occupation (table + SVG tooltip), a config value
+    assert f"the {escaped} people are bad" in html
+    assert f'<td class="l">{escaped}</td>' in html
+    assert f"prompts{escaped}.jsonl" in html
+    svg_titles = re.findall(r"<title>([^<]*)</title>", html)
+    assert any(escaped in t for t in svg_titles)
+
+
+def test_ci_in_report_matches_hand_enumerated_bootstrap(tmp_path):
+    # CrowS pct_stereotype over 2 pairs: base [0, 1] -> debiased [1, 1]. A resample of the 2 pairs is
+    # (0,0) w.p. 1/4: Δ = 1 - 0 = 1; (1,1) w.p. 1/4: Δ = 1 - 1 = 0; mixed w.p. 1/2: Δ = 1 - 0.5 = 0.5.
+    # Each tail outcome has probability 25 % > 2.5 %, so the 95 % interval is exactly [0, 1]; Δ = +0.5,
+    # and pct_stereotype moved away from 0.5, so it is worse (but not beyond the CI, which includes 0).
+    run = default_run(tmp_path)
+    comparison = json.loads((run / "results" / "comparison.json").read_text())
+    (row,) = [c for c in comparison["tasks"]["gee_crows_pairs"] if c["metric"] == "pct_stereotype"]
+    assert (row["base"], row["new"], row["delta"]) == (0.5, 1.0, 0.5)
+    assert (row["ci_low"], row["ci_high"]) == (0.0, 1.0)
+    html = _html([run])
+    line = re.search(
+        r"<td class=\"l\">gee_crows_pairs</td><td class=\"l\">pct_stereotype</td>.*?</tr>", html, re.S
+    )
+    assert line, "pct_stereotype row missing"
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", line.group(0))
+    assert cells == [
+        "gee_crows_pairs",
+        "pct_stereotype",
+        "→ 0.5",
+        "2",
+        "0.5",
+        "1",
+        "+0.5",
+        "[+0, +1]",
+        "worse, within CI",
+    ]
+
+
+def test_two_runs_side_by_side_with_a_base_warning(tmp_path):
+    a = default_run(tmp_path, "gee-a")
+    base = {
+        "gee_crows_pairs": crows_samples([0.0, 1.0], [1.0, 2.0]),
+        "gee_winogender": winogender_samples([1, -1, 0]),
+    }
+    new = {
+        "gee_crows_pairs": crows_samples([0.0, 1.0], [0.5, 2.0]),
+        "gee_winogender": winogender_samples([1, -1, 0]),
+    }
+    b = make_run(tmp_path, "gee-b", base, new, cache_key="other", limit=40)
+    html = _html([a, b])
+    # key-metrics table and all-metrics table, one column group per run in each
+    assert html.count("<th>gee-a</th>") == 2 and html.count("<th>gee-b</th>") == 2
+    assert "different base results" in html
+    assert "gee-b: a subset run (limit 40" in html
+
+
+def test_cli_report_writes_file_and_bad_folder_is_one_line_error(tmp_path, capsys):
+    run = default_run(tmp_path)
+    out = tmp_path / "out" / "r.html"
+    assert cli.main(["report", str(run), "--out", str(out)]) == 0
+    assert out.read_text().startswith("<!DOCTYPE html>")
+    assert not list(out.parent.glob(".r.html.*"))  # no temp file left behind
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["report", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "run.json: missing" in err[0]
+    (run / "results" / "comparison.json").write_text("{not json")
+    assert cli.main(["report", str(run)]) == 2
+    assert "comparison.json: not valid JSON" in capsys.readouterr().err
+
+
+def test_nice_ticks_and_fit_line():
+    assert charts.nice_ticks(0.0, 1.0) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert charts.nice_ticks(47.2, 61.8) == [45.0, 50.0, 55.0, 60.0, 65.0]
+    assert charts.fit_line([0, 1, 2], [1, 3, 5]) == (2.0, 1.0)
+    assert charts.fit_line([1, 1], [0, 2]) is None
+
+
+def test_report_opens_in_headless_chromium_without_errors(tmp_path):
+    from reports import browser
+
+    html = tmp_path / "report.html"
+    render.write_report([default_run(tmp_path)], html)
+    try:
+        result = browser.check_report(html, tmp_path / "shot.png")
+    except browser.BrowserUnavailable as exc:
+        pytest.skip(f"headless Chromium not available here: {exc}")
+    assert result.console_errors == [] and result.page_errors == []
+    assert result.external_requests == []  # self-contained: nothing fetched beyond the file itself
+    assert result.svg_count >= 9 and result.section_ids == list(render.SECTIONS)
+    assert (tmp_path / "shot.png").stat().st_size > 10_000

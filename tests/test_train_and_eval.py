@@ -1,0 +1,124 @@
+"""train-and-eval orchestration: phases, base cache hit, resume after interruption, refusal to mix runs.
+
+Training and evaluation are replaced by fakes that write the same files (the real ones are tested in
+test_gee_training.py / test_pipeline.py, and measured end to end in benchmarks/); the comparison uses the
+real CrowS-Pairs task's aggregations.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+
+import pytest
+from report_fixtures import crows_samples, results_file, winogender_samples
+
+from debias import evaluation, pipeline
+from debias import train_and_eval as job
+from debias.methods import gee
+
+
+class FakeWorld:
+    """Counts what ran: trainings and evaluations (base vs adapter)."""
+
+    def __init__(self):
+        self.trained, self.evaluated, self.fail_debiased = 0, [], False
+
+    def train(self, cfg, out, resume=False):
+        self.trained += 1
+        (out / "adapter").mkdir(parents=True, exist_ok=True)
+        (out / "adapter" / "adapter_config.json").write_text("{}")
+        summary = {"steps": cfg.steps, "stopped_early": False}
+        evaluation.write_json_atomic(
+            out / "config.json", {"method": "gee", "config": {}, "training": summary}
+        )
+        (out / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 0.5}) + "\n")
+        return summary
+
+    def evaluate_spec(self, model_spec, request, adapter=None):
+        self.evaluated.append("debiased" if adapter else "base")
+        if adapter and self.fail_debiased:
+            raise KeyboardInterrupt
+        stereotyped = [1.0, 0.0, 1.0, 1.0] if adapter is None else [1.0, 0.0, 0.0, 1.0]
+        samples = {
+            "gee_crows_pairs": crows_samples(stereotyped, [1.0, 2.0, 3.0, 4.0]),
+            "gee_winogender": winogender_samples([1.0, -1.0, 0.2]),
+        }
+        return json.loads(json.dumps(results_file(samples, ss=58.0, lms=80.0)))
+
+
+@pytest.fixture()
+def world(monkeypatch, tmp_path, smollm2):
+    fake = FakeWorld()
+    monkeypatch.setattr(pipeline, "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(pipeline, "evaluate_spec", fake.evaluate_spec)
+    monkeypatch.setattr(
+        "debias.methods.method_module", lambda method: types.SimpleNamespace(train=fake.train)
+    )
+    return fake
+
+
+SPEC = job.RunSpec(method="gee", tasks=["gee_crows_pairs"], limit=4, iters=50)
+CFG = gee.GeeConfig(steps=2)
+
+
+def _quiet():
+    import io
+
+    return job.Progress(stream=io.StringIO())
+
+
+def test_phases_write_the_run_folder_and_a_second_run_hits_the_base_cache(world, tmp_path):
+    first = job.train_and_eval(SPEC, CFG, tmp_path / "a", _quiet())
+    for rel in (
+        "config.json",
+        "adapter",
+        "metrics.jsonl",
+        "results/base.json",
+        "results/debiased.json",
+        "results/comparison.json",
+        "samples/base/gee_crows_pairs.json",
+        "samples/debiased/gee_crows_pairs.json",
+        "report.html",
+        "run.json",
+    ):
+        assert (tmp_path / "a" / rel).exists(), rel
+    assert first == tmp_path / "a" / "report.html"
+    assert world.evaluated == ["base", "debiased"]
+    # samples are split out of the result files
+    assert "samples" not in json.loads((tmp_path / "a" / "results" / "base.json").read_text())
+    comparison = json.loads((tmp_path / "a" / "results" / "comparison.json").read_text())
+    (row,) = [c for c in comparison["tasks"]["gee_crows_pairs"] if c["metric"] == "pct_stereotype"]
+    assert (row["base"], row["new"]) == (0.75, 0.5) and row["improved"] is True
+
+    job.train_and_eval(SPEC, CFG, tmp_path / "b", _quiet())
+    assert world.evaluated == ["base", "debiased", "debiased"]  # no second base evaluation
+    phases = json.loads((tmp_path / "b" / "run.json").read_text())["phases"]
+    assert phases["base"]["cache_hit"] is True
+    a_phases = json.loads((tmp_path / "a" / "run.json").read_text())["phases"]
+    assert (
+        a_phases["base"]["cache_hit"] is False
+        and a_phases["base"]["cache_key"] == phases["base"]["cache_key"]
+    )
+
+
+def test_interrupted_run_resumes_without_redoing_finished_phases(world, tmp_path):
+    world.fail_debiased = True
+    with pytest.raises(KeyboardInterrupt):
+        job.train_and_eval(SPEC, CFG, tmp_path / "r", _quiet())
+    state = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert set(state["phases"]) == {"train", "base"}
+    assert not (tmp_path / "r" / "results" / "debiased.json").exists()  # nothing half-written
+    world.fail_debiased = False
+    job.train_and_eval(SPEC, CFG, tmp_path / "r", _quiet())
+    assert world.trained == 1 and world.evaluated == ["base", "debiased", "debiased"]
+    assert set(json.loads((tmp_path / "r" / "run.json").read_text())["phases"]) == set(job.PHASES)
+
+
+def test_a_folder_started_with_other_settings_is_refused(world, tmp_path):
+    job.train_and_eval(SPEC, CFG, tmp_path / "x", _quiet())
+    other = job.RunSpec(method="gee", tasks=["gee_crows_pairs"], limit=8, iters=50)
+    with pytest.raises(ValueError, match=r"other settings \(limit: 4 -> 8\)"):
+        job.train_and_eval(other, CFG, tmp_path / "x", _quiet())
+    with pytest.raises(ValueError, match="steps: 2 -> 3"):
+        job.train_and_eval(SPEC, gee.GeeConfig(steps=3), tmp_path / "x", _quiet())
