@@ -1,8 +1,8 @@
 """GEE on the default model: held-out entropy gap and every gee_bias metric, before vs after.
 
-For each configuration (the recommended defaults, and pure-gap mode) it trains an adapter (or reuses
-runs/<name>/ when --reuse and its adapter exists), evaluates base (cached) and debiased on the suite with
-the same tasks/limits/seed, and compares every metric with a paired bootstrap over documents.
+For each configuration (the recommended defaults = pure-gap mode, and the L2 mode) it trains an adapter
+(or reuses runs/<name>/ when --reuse and its adapter exists), evaluates base (cached) and debiased on
+the suite with the same tasks/limits/seed, and compares every metric with a paired bootstrap over documents.
 Writes benchmarks/results/gee_<name>.json and prints a markdown table. Usage:
 
     DEBIAS_DATA_DIR=../shared/data python benchmarks/gee_results.py [--suite gee_bias] [--limit N]
@@ -20,7 +20,7 @@ from debias import compare, evaluation, models, pipeline
 from debias.methods import gee
 
 RESULTS = Path(__file__).parent / "results"
-CONFIGS = {"default": {}, "gap": {"loss": "gap"}}
+CONFIGS = {"gap": {"loss": "gap"}, "l2": {"loss": "l2"}}
 
 
 def table(comparisons) -> str:
@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int)
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS))
     parser.add_argument("--reuse", action="store_true", help="reuse runs/gee-<name>/ adapter and results")
-    parser.add_argument("--iters", type=int, default=200, help="bootstrap resamples (StereoSet: ~10 ms each)")
+    parser.add_argument("--iters", type=int, default=1000, help="bootstrap resamples per metric")
     args = parser.parse_args()
 
     request = evaluation.EvalRequest(tasks=[args.suite], limit=args.limit)

@@ -17,7 +17,13 @@ from debias.methods import gee
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = dict(
-    loss="l2", steps=2, per_group=2, micro_batch_size=2, warmup_steps=1, probe_max_examples=8, checkpoint_every=50
+    loss="l2",
+    steps=2,
+    per_group=2,
+    micro_batch_size=2,
+    warmup_steps=1,
+    probe_max_examples=8,
+    checkpoint_every=50,
 )
 
 
@@ -102,7 +108,18 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, tiny_run):
 
 def test_two_processes_give_the_same_group_statistics(tmp_path, tiny_run):
     run = tmp_path / "two"
-    flags = ["--loss", "l2", "--steps", "2", "--per-group", "2", "--micro-batch-size", "2", "--warmup-steps", "1"]
+    flags = [
+        "--loss",
+        "l2",
+        "--steps",
+        "2",
+        "--per-group",
+        "2",
+        "--micro-batch-size",
+        "2",
+        "--warmup-steps",
+        "1",
+    ]
     flags += ["--probe-max-examples", "8", "--checkpoint-every", "50"]
     # accelerate's --cpu launcher starts ONE process unless given an MPI hostfile; its torchrun-based
     # launcher starts two CPU processes (gloo), which the recipe's Accelerator(cpu=True) joins.
