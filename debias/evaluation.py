@@ -56,6 +56,17 @@ def task_manager(
     return TaskManager(include_path=str(tasks_dir()), metadata=meta)
 
 
+def check_task_names(tasks: list[str]) -> None:
+    """Fail before any work starts (training takes minutes) when a task or suite name does not exist."""
+    manager = task_manager(tasks=tasks)
+    unknown = [name for name in tasks if name not in manager.all_tasks]
+    if unknown:
+        raise ValueError(
+            f"unknown task or suite {', '.join(map(repr, unknown))}: see the README's task table "
+            "(e.g. gee_bias, gee_crows_pairs) or lm-eval's task list"
+        )
+
+
 def evaluate(model, tokenizer, request: EvalRequest, tokenizer_path: str | None = None) -> dict[str, Any]:
     """Evaluate ``model`` on ``request.tasks``; returns lm-eval's results dict plus a ``provenance`` entry."""
     import lm_eval

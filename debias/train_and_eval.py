@@ -130,6 +130,7 @@ def train_and_eval(spec: RunSpec, cfg: Any, out: Path, progress: Progress | None
     from debias.methods import method_module
 
     progress = progress or Progress()
+    evaluation.check_task_names(list(spec.tasks))
     out.mkdir(parents=True, exist_ok=True)
     method_config = json.loads(json.dumps(dataclasses.asdict(cfg), default=list))
     state = RunState(out, spec, method_config)

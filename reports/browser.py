@@ -52,7 +52,10 @@ def chromium_path() -> str:
     raise BrowserUnavailable("no Chromium found (install the Debian package 'chromium', or set $CHROMIUM)")
 
 
-def check_report(html: Path, screenshot: Path | None = None, width: int = 1200) -> PageCheck:
+def check_report(
+    html: Path, screenshot: Path | None = None, width: int = 1200, height: int | None = None
+) -> PageCheck:
+    """Load ``html`` in headless Chromium; screenshot the whole page, or the top ``height`` pixels."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -65,7 +68,7 @@ def check_report(html: Path, screenshot: Path | None = None, width: int = 1200) 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": width, "height": 900})
+            page = browser.new_page(viewport={"width": width, "height": height or 900})
             result = PageCheck(title="")
             page.on("console", lambda m: result.console_errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: result.page_errors.append(str(e)))
@@ -77,7 +80,7 @@ def check_report(html: Path, screenshot: Path | None = None, width: int = 1200) 
             if screenshot is not None:
                 screenshot = Path(screenshot)
                 screenshot.parent.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(screenshot), full_page=True)
+                page.screenshot(path=str(screenshot), full_page=height is None)
         finally:
             browser.close()
     return result
@@ -87,9 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("html", type=Path)
     parser.add_argument("--screenshot", type=Path)
+    parser.add_argument(
+        "--height", type=int, help="screenshot only the top HEIGHT pixels (default: whole page)"
+    )
     args = parser.parse_args(argv)
     try:
-        result = check_report(args.html, args.screenshot)
+        result = check_report(args.html, args.screenshot, height=args.height)
     except BrowserUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

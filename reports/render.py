@@ -44,6 +44,8 @@ CURVES = [
     ("lambda", "λ"),
     ("mean_entropy", "mean entropy (nats)"),
     ("reward_accuracy", "reward accuracy"),
+    ("logprob_gap", "log p(advantaged) − log p(disadvantaged)"),
+    ("advantaged_preferred", "share of pairs preferring the advantaged target"),
 ]
 HEADLINE = ("ss", "lms", "icat", "pct_stereotype", "stereotype_corr", "entropy_gap", "acc", "exact_match")
 SECTIONS = (
@@ -121,6 +123,8 @@ def _verdict(row: dict[str, Any]) -> tuple[str, str]:
     """(css class, text): is Δ an improvement, and is it beyond the 95 % CI?"""
     if row.get("improved") is None:
         return "neutral", "no ideal direction"
+    if row.get("delta") == 0:
+        return "neutral", "unchanged"
     if row.get("better_beyond_ci"):
         return "better", "better (beyond CI)"
     if row.get("worse_beyond_ci"):

@@ -122,3 +122,46 @@ def test_a_folder_started_with_other_settings_is_refused(world, tmp_path):
         job.train_and_eval(other, CFG, tmp_path / "x", _quiet())
     with pytest.raises(ValueError, match="steps: 2 -> 3"):
         job.train_and_eval(SPEC, gee.GeeConfig(steps=3), tmp_path / "x", _quiet())
+
+
+def test_real_end_to_end_run_on_the_default_model(tmp_path, smollm2, data_dir):
+    """The whole job on the real model and data, kept small for CI: 1 GEE step, 12 CrowS-Pairs pairs."""
+    import cli
+
+    out = tmp_path / "run"
+    argv = [
+        "train-and-eval",
+        "--out",
+        str(out),
+        "--tasks",
+        "gee_crows_pairs",
+        "--limit",
+        "12",
+        "--iters",
+        "50",
+    ]
+    argv += ["--steps", "1", "--probe-max-examples", "8", "--stop-examples", "8", "--per-group", "2"]
+    assert cli.main(argv) == 0
+    comparison = json.loads((out / "results" / "comparison.json").read_text())
+    rows = {c["metric"]: c for c in comparison["tasks"]["gee_crows_pairs"]}
+    assert (
+        rows["pct_stereotype"]["n"] == 12
+        and rows["likelihood_diff"]["ci_low"] <= rows["likelihood_diff"]["ci_high"]
+    )
+    html = (out / "report.html").read_text()
+    assert "gee_crows_pairs" in html and "pct_stereotype" in html and "a subset run (limit 12" in html
+    # the same command again: every phase is already done, nothing is recomputed, the report is redrawn
+    state = json.loads((out / "run.json").read_text())
+    assert cli.main(argv) == 0
+    again = json.loads((out / "run.json").read_text())
+    for phase in ("train", "base", "debiased", "compare"):
+        assert again["phases"][phase] == state["phases"][phase]
+
+
+def test_unknown_task_is_a_one_line_error(tmp_path, capsys, smollm2):
+    import cli
+
+    argv = ["train-and-eval", "--out", str(tmp_path / "r"), "--tasks", "no_such_task", "--steps", "1"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and "no_such_task" in err[-1]
