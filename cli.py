@@ -60,8 +60,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("interrupted: checkpoint saved; continue with the same command plus --resume", file=sys.stderr)
         return 130
-    before, after = summary["probe_before"], summary["probe_after"]
-    print(f"held-out entropy gap {before['gap']:.4f} -> {after['gap']:.4f} ({summary['steps']} steps)")
+    if "probe_before" in summary:
+        before, after = summary["probe_before"], summary["probe_after"]
+        print(f"held-out entropy gap {before['gap']:.4f} -> {after['gap']:.4f} ({summary['steps']} steps)")
+    else:
+        print(f"{args.method}: {summary['steps']} steps")
     print(f"adapter: {Path(args.out) / 'adapter'}")
     return 0
 
@@ -113,18 +116,36 @@ def cmd_stereoset_score(args: argparse.Namespace) -> int:
     return score_main(argv)
 
 
-def _add_method_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_method_arguments(parser: argparse.ArgumentParser, method: str) -> None:
     from debias.config_cli import add_dataclass_arguments
     from debias.methods import METHODS, config_class
 
     parser.add_argument("--method", choices=sorted(METHODS), default="gee")
     parser.add_argument("--config", help="YAML file of method config fields (flags override it)")
-    # The method is only known after parsing, and flags differ per method: GEE's are registered here;
-    # each method added to METHODS registers its own in its own argument group.
-    add_dataclass_arguments(parser.add_argument_group("gee (method config; see README)"), config_class("gee"))
+    # Methods have different (and overlapping) fields, so only the chosen method's flags are registered:
+    # main() reads --method from argv before building the parser (--help lists the chosen method's).
+    if method in METHODS:
+        group = parser.add_argument_group(f"{method} (method config; see README)")
+        add_dataclass_arguments(group, config_class(method))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _method_in(argv: list[str]) -> str:
+    for i, arg in enumerate(argv):
+        if arg == "--method" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--method="):
+            return arg.split("=", 1)[1]
+    return "gee"
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from debias import pipeline
+
+    print(pipeline.merge(args.model, args.adapter, args.out))
+    return 0
+
+
+def build_parser(method: str = "gee") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="debias-harness", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -146,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a debiasing adapter (flags = the method's config fields)")
     p.add_argument("--out", required=True, help="run folder (adapter/, config.json, metrics.jsonl)")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
-    _add_method_arguments(p)
+    _add_method_arguments(p, method)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
@@ -165,8 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-seed", type=int, default=1234, help="evaluation seed (same for base and debiased)")
     p.add_argument("--batch-size", type=int, default=16, help="evaluation batch size")
     _add_data_dir(p)
-    _add_method_arguments(p)
+    _add_method_arguments(p, method)
     p.set_defaults(func=cmd_train_and_eval)
+
+    p = sub.add_parser("merge", help="write base + adapter (LoRA or PCGU) as a plain transformers checkpoint")
+    p.add_argument("--model", default="smollm2-135m")
+    p.add_argument("--adapter", required=True, help="adapter folder (peft LoRA or PCGU sparse)")
+    p.add_argument("--out", required=True, help="folder for the merged checkpoint")
+    p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser("report", help="render one HTML report comparing one or more train-and-eval runs")
     p.add_argument("runs", nargs="+", help="run folders (the first run's base is the base column)")
@@ -182,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(_method_in(argv)).parse_args(argv)
     if getattr(args, "limit", None) is not None and args.limit >= 1:
         args.limit = int(args.limit)
     from debias.models import ModelResolutionError

@@ -395,3 +395,27 @@ def test_all_metric_values_equals_each_metric_value():
             single = utils.metric_value(name, subset)
             assert (math.isnan(single) and math.isnan(joint[name])) or joint[name] == single, name
     assert utils.agg_ss.joint is utils.agg_icat_race.joint is utils.all_metric_values
+
+
+def test_select_and_report_halves_split_by_target_term():
+    examples = utils.read_examples(_data.data_file(utils.STEREOSET_FILE))
+    halves = {utils.target_half(ex["target"]) for ex in examples}
+    assert halves == {"select", "report"}
+    by_target: dict[str, set[str]] = {}
+    for ex in examples:
+        by_target.setdefault(ex["target"].lower(), set()).add(utils.target_half(ex["target"]))
+    assert all(len(h) == 1 for h in by_target.values())  # a term's examples never straddle the halves
+    gender = [utils.target_half(ex["target"]) for ex in examples if ex["bias_type"] == "gender"]
+    assert gender.count("select") > 100 and gender.count("report") > 100  # both halves can measure gender SS
+    assert utils.target_half("Nurse ") == utils.target_half("nurse")
+
+
+def test_half_tasks_load_only_their_half(smollm2):
+    manager = evaluation.task_manager(str(smollm2[2]), tasks=["gee_stereoset_select", "gee_stereoset_report"])
+    loaded = manager.load(["gee_stereoset_select", "gee_stereoset_report"])["tasks"]
+    ids = {}
+    for name, half in (("gee_stereoset_select", "select"), ("gee_stereoset_report", "report")):
+        docs = list(loaded[name].test_docs())
+        assert docs and {utils.target_half(d["target"]) for d in docs} == {half}
+        ids[half] = {d["id"] for d in docs}
+    assert not ids["select"] & ids["report"] and len(ids["select"] | ids["report"]) == 4229

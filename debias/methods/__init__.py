@@ -10,7 +10,10 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-METHODS: dict[str, tuple[str, str]] = {"gee": ("debias.methods.gee", "GeeConfig")}
+METHODS: dict[str, tuple[str, str]] = {
+    "gee": ("debias.methods.gee", "GeeConfig"),
+    "pcgu": ("debias.methods.pcgu", "PcguConfig"),
+}
 
 
 def method_module(method: str) -> ModuleType:

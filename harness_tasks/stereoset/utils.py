@@ -14,6 +14,7 @@ from ``aggregate``'s result.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -107,18 +108,35 @@ def read_examples(path) -> list[dict[str, Any]]:
     return docs
 
 
-def load_dataset(split: str | None = None, **metadata: Any):
+HALVES = ("select", "report")
+
+
+def target_half(target: str) -> str:
+    """Which half a target term belongs to, by a fixed hash: "select" (model selection) or "report".
+
+    Splitting by target term (not by example) keeps every term's examples on one side, so a method tuned
+    on the selection half is reported on terms it was never selected on (PCGU's model selection).
+    """
+    digest = hashlib.sha256(target.strip().lower().encode("utf-8")).digest()
+    return HALVES[digest[0] % 2]
+
+
+def load_dataset(split: str | None = None, half: str | None = None, **metadata: Any):
     """``custom_dataset`` hook: lm-eval passes the task metadata (incl. model args) as keywords."""
     import datasets
 
     if split is not None and split not in scoring.SPLITS:
         raise DataFileError(f"unknown StereoSet split {split!r}; known: {', '.join(scoring.SPLITS)}")
+    if half is not None and half not in HALVES:
+        raise DataFileError(f"unknown StereoSet half {half!r}; known: {', '.join(HALVES)}")
     spec = _tokenizer.tokenizer_spec(metadata)
     if spec is None:
         raise DataFileError(NO_TOKENIZER)
     docs = read_examples(_data.data_file(STEREOSET_FILE))
     if split is not None:
         docs = [doc for doc in docs if doc["split"] == split]
+    if half is not None:
+        docs = [doc for doc in docs if target_half(doc["target"]) == half]
     tokenizer = _tokenizer.load_tokenizer(spec)
     for doc in docs:
         context = doc_to_text(doc)

@@ -1,0 +1,260 @@
+"""PCGU for causal LMs: partitioned contrastive gradient unlearning (Yu et al., Findings of ACL 2023).
+
+The paper's masked-LM recipe, ported: a pair is a shared prefix and two targets that differ in the group
+word ("The nurse said that" → " she" / " he"). For each batch, the gradients of log p(advantaged | prefix)
+and log p(disadvantaged | prefix) are taken separately; every weight unit (a logical row or column, see
+``debias.partition``) gets the cosine of its two gradient slices; the k units where the two point most
+apart are the ones that tell the groups apart, and only they take an SGD step (lower the advantaged
+log-prob by default). Only the touched slices are saved (``debias.sparse_adapter``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from debias import partition, sparse_adapter
+from debias.models import DEFAULT_MODEL
+
+Update = Literal["advantaged", "disadvantaged", "dynamic"]
+
+# The project's own prefixes (none from Winogender, StereoSet or CrowS-Pairs); {occupation} is filled in.
+PREFIXES: tuple[str, ...] = (
+    "The {occupation} said that",
+    "I asked the {occupation} whether",
+    "After the meeting, the {occupation} told everyone that",
+    "The {occupation} finished the shift early because",
+    "Everyone agreed that the {occupation} did a good job, so",
+    "When the {occupation} arrived at work,",
+    "The {occupation} called the office and said",
+    "Before lunch, the {occupation} mentioned that",
+)
+PRONOUNS = {"female": " she", "male": " he"}
+
+
+@dataclass
+class PcguConfig:
+    model: str = DEFAULT_MODEL
+    # "occupations": the project's prefixes x occupations, direction from the occupation statistic
+    # (% female; Winogender's BLS table, read and sha256-checked through harness_tasks._data);
+    # or a JSONL file of {"prefix", "advantaged", "disadvantaged"}
+    pairs: str = "occupations"
+    aggregation: partition.Aggregation = "input"
+    k: float = 0.01  # units to update per selection: a fraction (< 1) of all units, or a count (>= 1)
+    update: Update = "advantaged"
+    reselect: Literal["batch", "epoch"] = "batch"
+    lr: float = 1e-4
+    batch_size: int = 16
+    epochs: int = 2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.k <= 0:
+            raise ValueError(f"k must be > 0 (a fraction < 1 or a count >= 1), got {self.k}")
+        if self.update not in ("advantaged", "disadvantaged", "dynamic"):
+            raise ValueError(f"update must be advantaged, disadvantaged or dynamic, not {self.update!r}")
+
+
+QUICK = {"epochs": 1}
+
+
+@dataclass(frozen=True)
+class Pair:
+    prefix: str
+    advantaged: str
+    disadvantaged: str
+
+
+def occupation_pairs() -> list[Pair]:
+    """Prefixes x occupations; the advantaged pronoun is the occupation's majority gender (BLS % female)."""
+    from harness_tasks import _data
+    from harness_tasks.winogender.utils import read_stats
+
+    stats = read_stats(_data.data_file("winogender/occupations-stats.tsv"))
+    pairs = []
+    for occupation, row in sorted(stats.items()):
+        female_majority = float(row["bls_pct_female"]) > 50.0
+        adv, dis = ("female", "male") if female_majority else ("male", "female")
+        for prefix in PREFIXES:
+            pairs.append(Pair(prefix.format(occupation=occupation), PRONOUNS[adv], PRONOUNS[dis]))
+    return pairs
+
+
+def read_pairs(path: Path) -> list[Pair]:
+    pairs = []
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            pairs.append(Pair(str(row["prefix"]), str(row["advantaged"]), str(row["disadvantaged"])))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(
+                f"{path}:{number}: expected {{prefix, advantaged, disadvantaged}} ({exc})"
+            ) from None
+    if not pairs:
+        raise ValueError(f"{path}: no pairs")
+    return pairs
+
+
+def target_logprobs(model, tokenizer, prefixes: list[str], targets: list[str]) -> torch.Tensor:
+    """log p(target | prefix) per row, summed over the target's tokens (right padding)."""
+    rows, spans = [], []
+    for prefix, target in zip(prefixes, targets, strict=True):
+        p = tokenizer(prefix, add_special_tokens=False)["input_ids"]
+        t = tokenizer(target, add_special_tokens=False)["input_ids"]
+        if not p or not t:
+            raise ValueError(f"empty prefix or target in pair {prefix!r} -> {target!r}")
+        rows.append(p + t)
+        spans.append((len(p), len(p) + len(t)))
+    width = max(len(r) for r in rows)
+    ids = torch.zeros((len(rows), width), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
+    device = next(model.parameters()).device
+    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    out = []
+    for i, (start, end) in enumerate(spans):
+        positions = torch.arange(start - 1, end - 1, device=device)
+        tokens = ids[i, start:end].to(device)
+        out.append(logprobs[i, positions, tokens].sum())
+    return torch.stack(out)
+
+
+def _grads(loss: torch.Tensor, params: list[torch.nn.Parameter]) -> list[torch.Tensor]:
+    return list(torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True))
+
+
+class PcguTrainer:
+    def __init__(self, cfg: PcguConfig, model, tokenizer) -> None:
+        self.cfg, self.model, self.tokenizer = cfg, model, tokenizer
+        for p in model.parameters():
+            p.requires_grad_(True)
+        self.units = partition.partition(model, cfg.aggregation)
+        self.params = [u.param for u in self.units]
+        self.changed: dict[str, set[int]] = {}
+        self.selected: dict[str, torch.Tensor] | None = None
+
+    def step(self, batch: list[Pair], reselect: bool) -> dict[str, Any]:
+        cfg, units = self.cfg, self.units
+        prefixes = [p.prefix for p in batch]
+        lp_a = target_logprobs(self.model, self.tokenizer, prefixes, [p.advantaged for p in batch])
+        lp_d = target_logprobs(self.model, self.tokenizer, prefixes, [p.disadvantaged for p in batch])
+        ga = _grads(lp_a.sum(), self.params)
+        gd = _grads(lp_d.sum(), self.params)
+        zeros = [torch.zeros_like(p) for p in self.params]
+        ga = [g if g is not None else z for g, z in zip(ga, zeros, strict=True)]
+        gd = [g if g is not None else z for g, z in zip(gd, zeros, strict=True)]
+        if reselect or self.selected is None:
+            self.selected = partition.select_units(
+                units,
+                {u.name: g for u, g in zip(units, ga, strict=True)},
+                {u.name: g for u, g in zip(units, gd, strict=True)},
+                cfg.k,
+            )
+        if cfg.update == "advantaged":  # descend log p(advantaged)
+            direction = ga
+        elif cfg.update == "disadvantaged":  # ascend log p(disadvantaged)
+            direction = [-g for g in gd]
+        else:  # per pair: push the higher of the two down and the lower up
+            sign = torch.sign(lp_a - lp_d).detach()
+            direction = _grads((sign * (lp_a - lp_d)).sum(), self.params)
+            direction = [g if g is not None else z for g, z in zip(direction, zeros, strict=True)]
+        with torch.no_grad():
+            for unit, step in zip(units, direction, strict=True):
+                indices = self.selected.get(unit.name)
+                if indices is None:
+                    continue
+                unit.param.sub_(cfg.lr * step * partition.unit_mask(unit, indices))
+                self.changed.setdefault(unit.name, set()).update(
+                    [0] if unit.axis is None else indices.tolist()
+                )
+        gap = (lp_a - lp_d).detach()
+        return {
+            "logprob_gap": float(gap.mean()),  # mean log p(adv) − log p(dis) before the step
+            "advantaged_preferred": float((gap > 0).float().mean()),
+            "selected_units": sum(int(v.numel()) for v in self.selected.values()),
+            "selected_params": len(self.selected),
+        }
+
+    def changed_slices(self) -> dict[str, tuple[int | None, torch.Tensor]]:
+        axes = {u.name: u.axis for u in self.units}
+        return {name: (axes[name], torch.tensor(sorted(idx))) for name, idx in self.changed.items()}
+
+
+def train(cfg: PcguConfig, out: Path, resume: bool = False) -> dict[str, Any]:
+    """Epoch loop; a sparse adapter per epoch in ``checkpoints/epoch-N/``, the last one in ``adapter/``."""
+    from debias import evaluation, models
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    path = models.resolve(cfg.model)
+    model, tokenizer = models.load(cfg.model)
+    model.train()
+    fingerprint = models.model_fingerprint(path)
+    pairs = occupation_pairs() if cfg.pairs == "occupations" else read_pairs(Path(cfg.pairs))
+    trainer = PcguTrainer(cfg, model, tokenizer)
+    base_info = {"base_model": cfg.model, "base_weights_sha256": fingerprint.get("weights_sha256")}
+    from tqdm.auto import tqdm
+
+    order = list(range(len(pairs)))
+    batches_per_epoch = (len(pairs) + cfg.batch_size - 1) // cfg.batch_size
+    bar = tqdm(total=cfg.epochs * batches_per_epoch, desc="PCGU", file=sys.stderr)
+    step = 0
+    with open(out / "metrics.jsonl", "w") as log:
+        for epoch in range(1, cfg.epochs + 1):
+            random.Random(cfg.seed + epoch).shuffle(order)
+            for b in range(batches_per_epoch):
+                batch = [pairs[i] for i in order[b * cfg.batch_size : (b + 1) * cfg.batch_size]]
+                started = time.perf_counter()
+                metrics = trainer.step(batch, reselect=cfg.reselect == "batch" or b == 0)
+                step += 1
+                metrics.update(epoch=epoch, step=step, step_s=round(time.perf_counter() - started, 3))
+                log.write(json.dumps(metrics) + "\n")
+                log.flush()
+                bar.update(1)
+                bar.set_postfix(gap=f"{metrics['logprob_gap']:.3f}", units=metrics["selected_units"])
+            sparse_adapter.save(
+                out / "checkpoints" / f"epoch-{epoch}", model, trainer.changed_slices(), base_info
+            )
+    bar.close()
+    size = sparse_adapter.save(out / "adapter", model, trainer.changed_slices(), base_info)
+    summary = {
+        "method": "pcgu",
+        "steps": step,
+        "epochs": cfg.epochs,
+        "pairs": len(pairs),
+        "changed_units": sum(len(v) for v in trainer.changed.values()),
+        "total_units": sum(u.count for u in trainer.units),
+        "adapter_bytes": size,
+        # the pair directions come from Winogender's occupation statistics (not its sentences)
+        "not_held_out": ["gee_winogender (its BLS statistic chose the pair directions)"]
+        if cfg.pairs == "occupations"
+        else [],
+    }
+    evaluation.write_json_atomic(
+        out / "config.json",
+        {
+            "method": "pcgu",
+            "config": dataclasses.asdict(cfg),
+            "model": {"spec": cfg.model, "fingerprint": fingerprint},
+            "training": summary,
+            "device": str(next(model.parameters()).device),
+            "processes": 1,
+            "libraries": evaluation.library_versions(),
+        },
+    )
+    return summary

@@ -1,0 +1,204 @@
+"""PCGU: partition per layer type, vectorized importance vs a slow loop, masked update, sparse adapter."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+from debias import partition, pipeline, sparse_adapter
+from debias.methods import pcgu
+
+
+def tiny_llama(vocab: int = 64, tied: bool = True) -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=vocab, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, tie_word_embeddings=tied,
+    )  # fmt: skip
+    return LlamaForCausalLM(config)
+
+
+def tiny_gpt2() -> GPT2LMHeadModel:
+    torch.manual_seed(0)
+    return GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=16, n_embd=8, n_layer=1, n_head=2))
+
+
+def _by_name(units):
+    return {u.name: u for u in units}
+
+
+def test_partition_axes_per_layer_type_and_tied_weights_once():
+    llama = _by_name(partition.partition(tiny_llama(), "input"))
+    # nn.Linear stores [out, in]: a logical row (one output feature) is a stored row
+    assert llama["model.layers.0.self_attn.q_proj.weight"].axis == 0
+    # the embedding is tied to the LM head: one parameter, partitioned in the Linear's orientation
+    assert "lm_head.weight" not in llama and llama["model.embed_tokens.weight"].axis == 0
+    assert llama["model.layers.0.input_layernorm.weight"].axis is None  # 1-D: one unit
+    out = _by_name(partition.partition(tiny_llama(), "output"))
+    assert out["model.layers.0.mlp.down_proj.weight"].axis == 1
+    untied = _by_name(partition.partition(tiny_llama(tied=False), "input"))
+    assert untied["model.embed_tokens.weight"].axis == 1  # Embedding [vocab, dim] maps vocab -> dim
+    assert untied["lm_head.weight"].axis == 0
+
+    gpt2 = _by_name(partition.partition(tiny_gpt2(), "input"))
+    # GPT-2's Conv1D stores [in, out]: a logical row is a stored column
+    c_attn = gpt2["transformer.h.0.attn.c_attn.weight"]
+    assert c_attn.param.shape == (8, 24) and c_attn.axis == 1 and c_attn.count == 24
+    assert gpt2["transformer.wte.weight"].axis == 0  # tied to lm_head (a Linear)
+    assert gpt2["transformer.wpe.weight"].axis == 1  # position embedding: [positions, dim]
+    assert gpt2["transformer.h.0.attn.c_attn.bias"].axis is None
+    names = [u.name for u in partition.partition(tiny_gpt2())]
+    assert len(names) == len(set(names))
+
+
+def test_unit_cosines_match_torch_per_row_and_column():
+    torch.manual_seed(1)
+    ga, gd = torch.randn(5, 7), torch.randn(5, 7)
+    rows = partition.unit_cosines(ga, gd, 0)
+    cols = partition.unit_cosines(ga, gd, 1)
+    torch.testing.assert_close(rows, torch.nn.functional.cosine_similarity(ga, gd, dim=1))
+    torch.testing.assert_close(cols, torch.nn.functional.cosine_similarity(ga, gd, dim=0))
+    whole = partition.unit_cosines(ga[0], gd[0], None)
+    torch.testing.assert_close(whole, torch.nn.functional.cosine_similarity(ga[0], gd[0], dim=0).reshape(1))
+    ga[2] = 0  # a unit without gradient has no direction: never selected
+    assert partition.unit_cosines(ga, gd, 0)[2] == float("inf")
+
+
+@pytest.mark.parametrize("aggregation", ["input", "output"])
+@pytest.mark.parametrize("k", [0.05, 0.3, 7])
+def test_vectorized_selection_equals_the_per_unit_loop(aggregation, k):
+    model = tiny_gpt2() if aggregation == "output" else tiny_llama()
+    units = partition.partition(model, aggregation)
+    torch.manual_seed(2)
+    ga = {u.name: torch.randn_like(u.param) for u in units}
+    gd = {u.name: torch.randn_like(u.param) for u in units}
+    fast = partition.select_units(units, ga, gd, k)
+    slow = partition.naive_select_units(units, ga, gd, k)
+    assert fast.keys() == slow.keys()
+    for name in fast:
+        assert fast[name].tolist() == slow[name].tolist(), name
+    total = sum(len(v) for v in fast.values())
+    all_units = sum(u.count for u in units)
+    assert total == (round(k * all_units) if k < 1 else k)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(smollm2):
+    return smollm2[1]
+
+
+PAIRS = [
+    pcgu.Pair("The nurse said that", " she", " he"),
+    pcgu.Pair("The engineer said that", " he", " she"),
+    pcgu.Pair("I asked the secretary whether", " she", " he"),
+]
+
+
+@pytest.mark.parametrize("update", ["advantaged", "disadvantaged", "dynamic"])
+def test_masked_update_touches_only_selected_units(tokenizer, update):
+    model = tiny_llama(vocab=len(tokenizer))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainer = pcgu.PcguTrainer(pcgu.PcguConfig(k=12, lr=1e-2, update=update), model, tokenizer)
+    metrics = trainer.step(PAIRS, reselect=True)
+    assert metrics["selected_units"] == 12
+    units = _by_name(trainer.units)
+    changed_anything = False
+    for name, param in model.named_parameters():
+        diff = param.detach() != before[name]
+        selected = trainer.selected.get(name)
+        if selected is None:
+            assert not diff.any(), f"{name} changed without being selected"
+            continue
+        mask = partition.unit_mask(units[name], selected)
+        assert not (diff & ~mask).any(), f"{name} changed outside its selected units"
+        changed_anything |= bool(diff.any())
+    assert changed_anything
+
+
+def test_advantaged_update_lowers_the_advantaged_logprob(tokenizer):
+    model = tiny_llama(vocab=len(tokenizer))
+    prefixes = [p.prefix for p in PAIRS]
+    targets = [p.advantaged for p in PAIRS]
+    with torch.no_grad():
+        start = pcgu.target_logprobs(model, tokenizer, prefixes, targets).sum()
+    trainer = pcgu.PcguTrainer(pcgu.PcguConfig(k=0.2, lr=1e-2), model, tokenizer)
+    trainer.step(PAIRS, reselect=True)
+    with torch.no_grad():
+        assert pcgu.target_logprobs(model, tokenizer, prefixes, targets).sum() < start
+
+
+def test_sparse_adapter_round_trip_is_exact_and_small(tmp_path, tokenizer):
+    trained = tiny_llama(vocab=len(tokenizer))
+    trainer = pcgu.PcguTrainer(pcgu.PcguConfig(k=0.05, lr=1e-2), trained, tokenizer)
+    for _ in range(2):
+        trainer.step(PAIRS, reselect=True)
+    size = sparse_adapter.save(
+        tmp_path / "adapter", trained, trainer.changed_slices(), {"base_model": "tiny"}
+    )
+    full = sum(p.numel() * 4 for p in trained.parameters())
+    assert 0 < size < full / 4
+    fresh = sparse_adapter.apply(tiny_llama(vocab=len(tokenizer)), tmp_path / "adapter")
+    for (name, a), (_, b) in zip(trained.named_parameters(), fresh.named_parameters(), strict=True):
+        assert torch.equal(a, b), name
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert config["format"] == sparse_adapter.FORMAT and config["bytes"] == size
+
+
+def test_adapter_for_another_base_is_refused(tmp_path, tokenizer):
+    model = tiny_llama(vocab=len(tokenizer))
+    changed = {"model.norm.weight": (None, torch.tensor([0]))}
+    sparse_adapter.save(tmp_path / "a", model, changed, {"base_weights_sha256": {"model.safetensors": "aaa"}})
+    with pytest.raises(ValueError, match="trained on base weights"):
+        sparse_adapter.apply(model, tmp_path / "a", {"model.safetensors": "bbb"})
+
+
+def test_merge_writes_a_plain_checkpoint_for_pcgu_and_lora(tmp_path, tokenizer):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base_dir = tmp_path / "base"
+    base = tiny_llama(vocab=len(tokenizer))
+    base.save_pretrained(base_dir)
+    tokenizer.save_pretrained(base_dir)
+
+    trained = tiny_llama(vocab=len(tokenizer))
+    trainer = pcgu.PcguTrainer(pcgu.PcguConfig(k=10, lr=1e-2), trained, tokenizer)
+    trainer.step(PAIRS, reselect=True)
+    sparse_adapter.save(tmp_path / "pcgu", trained, trainer.changed_slices(), {})
+    merged = AutoModelForCausalLM.from_pretrained(
+        pipeline.merge(str(base_dir), tmp_path / "pcgu", tmp_path / "m1")
+    )
+    for (name, a), (_, b) in zip(trained.named_parameters(), merged.named_parameters(), strict=True):
+        assert torch.equal(a, b), name
+
+    lora = get_peft_model(tiny_llama(vocab=len(tokenizer)), LoraConfig(r=2, target_modules=["q_proj"]))
+    with torch.no_grad():
+        for name, p in lora.named_parameters():
+            if "lora_B" in name:
+                p.fill_(0.1)
+    lora.save_pretrained(tmp_path / "lora")
+    merged = AutoModelForCausalLM.from_pretrained(
+        pipeline.merge(str(base_dir), tmp_path / "lora", tmp_path / "m2")
+    )
+    ids = torch.tensor([[1, 2, 3]])
+    torch.testing.assert_close(merged(ids).logits, lora(ids).logits, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(merged(ids).logits, base(ids).logits)
+
+
+def test_pairs_from_occupation_statistics(data_dir):
+    pairs = pcgu.occupation_pairs()
+    assert len(pairs) == 60 * len(pcgu.PREFIXES)
+    nurse = next(p for p in pairs if p.prefix == "The nurse said that")
+    engineer = next(p for p in pairs if p.prefix == "The engineer said that")
+    assert (nurse.advantaged, nurse.disadvantaged) == (" she", " he")
+    assert (engineer.advantaged, engineer.disadvantaged) == (" he", " she")
+
+
+def test_bad_pairs_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text('{"prefix": "a", "advantaged": " b", "disadvantaged": " c"}\n{"prefix": "x"}\n')
+    with pytest.raises(ValueError, match=r"pairs.jsonl:2: expected"):
+        pcgu.read_pairs(path)
