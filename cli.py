@@ -82,7 +82,7 @@ def cmd_train_and_eval(args: argparse.Namespace) -> int:
         tasks=[t for t in args.tasks.split(",") if t],
         limit=limit,
         eval_seed=args.eval_seed,
-        batch_size=args.batch_size,
+        batch_size=args.eval_batch_size,
         iters=args.iters if args.iters is not None else (job.QUICK_ITERS if args.quick else 1000),
         quick=args.quick,
     )
@@ -184,7 +184,7 @@ def build_parser(method: str = "gee") -> argparse.ArgumentParser:
     )
     p.add_argument("--iters", type=int, help="bootstrap resamples per metric (default 1000; --quick 200)")
     p.add_argument("--eval-seed", type=int, default=1234, help="evaluation seed (same for base and debiased)")
-    p.add_argument("--batch-size", type=int, default=16, help="evaluation batch size")
+    p.add_argument("--eval-batch-size", type=int, default=16, help="evaluation batch size")
     _add_data_dir(p)
     _add_method_arguments(p, method)
     p.set_defaults(func=cmd_train_and_eval)

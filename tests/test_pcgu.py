@@ -202,3 +202,16 @@ def test_bad_pairs_file_is_a_clear_error(tmp_path):
     path.write_text('{"prefix": "a", "advantaged": " b", "disadvantaged": " c"}\n{"prefix": "x"}\n')
     with pytest.raises(ValueError, match=r"pairs.jsonl:2: expected"):
         pcgu.read_pairs(path)
+
+
+def test_cli_parses_every_method_and_command():
+    import cli
+    from debias.methods import METHODS
+
+    for method in METHODS:
+        parser = cli.build_parser(method)
+        args = parser.parse_args(["train-and-eval", "--method", method, "--eval-batch-size", "8"])
+        assert args.method == method and args.eval_batch_size == 8
+        assert parser.parse_args(["train", "--method", method, "--out", "x"]).out == "x"
+    args = cli.build_parser("pcgu").parse_args(["train", "--method", "pcgu", "--out", "x", "--k", "0.02"])
+    assert args.k == 0.02
