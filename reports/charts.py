@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
@@ -26,7 +26,6 @@ class Series:
     errors: Sequence[tuple[float, float] | None] | None = None  # bars: absolute (low, high) per category
     labels: Sequence[str] | None = None  # scatter: a tooltip (and, if ``label_points``, a caption) per point
     color: str | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -113,6 +112,19 @@ class _Frame:
             )
         return parts
 
+    def reference(self, y_value: float, label: str = "") -> list[str]:
+        """A dashed horizontal line at ``y_value`` (the unbiased value), optionally labelled at the right."""
+        y = self.sy(y_value)
+        parts = [f'<line class="reference" x1="{self.x0}" x2="{self.x1}" y1="{y:.1f}" y2="{y:.1f}"/>']
+        if label:
+            parts.append(
+                f'<text class="tick" x="{self.x1}" y="{y - 4:.1f}" text-anchor="end">{escape(label)}</text>'
+            )
+        return parts
+
+    def close(self, parts: list[str], series: Sequence[Series]) -> Markup:
+        return Markup("".join([*parts, *self.legend(series), "</svg>"]))
+
     def legend(self, series: Sequence[Series]) -> list[str]:
         """A row under the title (clear of rotated category labels at the bottom)."""
         parts, x, y = [], self.x0, 34
@@ -177,15 +189,8 @@ def bars(
             f'transform="rotate(-30 {label_x:.1f} {frame.y0 + 14})">{escape(category)}</text>'
         )
     if reference is not None:
-        y = frame.sy(reference)
-        parts.append(f'<line class="reference" x1="{frame.x0}" x2="{frame.x1}" y1="{y:.1f}" y2="{y:.1f}"/>')
-        parts.append(
-            f'<text class="tick" x="{frame.x1}" y="{y - 4:.1f}" '
-            f'text-anchor="end">{escape(reference_label)}</text>'
-        )
-    parts += frame.legend(series)
-    parts.append("</svg>")
-    return Markup("".join(parts))
+        parts += frame.reference(reference, reference_label)
+    return frame.close(parts, series)
 
 
 def fit_line(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float] | None:
@@ -211,8 +216,7 @@ def scatter(
     reference_y: float | None = None,
 ) -> Markup:
     """Points per series (tooltip = label), optional least-squares line per series and a y reference."""
-    xs = [x for s in series for x, y in zip(s.x or [], s.values, strict=True) if _ok(x, y)]
-    ys = [y for s in series for x, y in zip(s.x or [], s.values, strict=True) if _ok(x, y)]
+    xs, ys = _all_points(series)
     if reference_y is not None:
         ys.append(reference_y)
     frame = _Frame(
@@ -225,8 +229,7 @@ def scatter(
     )
     parts = frame.open()
     if reference_y is not None:
-        y = frame.sy(reference_y)
-        parts.append(f'<line class="reference" x1="{frame.x0}" x2="{frame.x1}" y1="{y:.1f}" y2="{y:.1f}"/>')
+        parts += frame.reference(reference_y)
     for i, s in enumerate(series):
         color = _color(s, i)
         points = [
@@ -254,9 +257,7 @@ def scatter(
                 f'<line class="fit" stroke="{color}" x1="{frame.sx(lo):.1f}" x2="{frame.sx(hi):.1f}" '
                 f'y1="{_clamp(frame, y_lo):.1f}" y2="{_clamp(frame, y_hi):.1f}"/>'
             )
-    parts += frame.legend(series)
-    parts.append("</svg>")
-    return Markup("".join(parts))
+    return frame.close(parts, series)
 
 
 def _padded(values: list[float], fraction: float) -> tuple[float, float]:
@@ -264,6 +265,12 @@ def _padded(values: list[float], fraction: float) -> tuple[float, float]:
     low, high = min(values, default=0.0), max(values, default=1.0)
     pad = (high - low) * fraction if high > low else abs(high) * fraction
     return low - pad, high + pad
+
+
+def _all_points(series: Sequence[Series]) -> tuple[list[float], list[float]]:
+    """x and y of every plottable point of every series (for the axis ranges)."""
+    points = [(x, y) for s in series for x, y in zip(s.x or [], s.values, strict=True) if _ok(x, y)]
+    return [x for x, _ in points], [y for _, y in points]
 
 
 def _ok(x, y) -> bool:
@@ -276,8 +283,7 @@ def _clamp(frame: _Frame, y: float) -> float:
 
 def lines(series: Sequence[Series], title: str, x_label: str, y_label: str) -> Markup:
     """One polyline per series (e.g. a training curve per run)."""
-    xs = [x for s in series for x, y in zip(s.x or [], s.values, strict=True) if _ok(x, y)]
-    ys = [y for s in series for x, y in zip(s.x or [], s.values, strict=True) if _ok(x, y)]
+    xs, ys = _all_points(series)
     frame = _Frame(
         (min(xs, default=0), max(xs, default=1)),
         (min(ys, default=0), max(ys, default=1)),
@@ -294,6 +300,4 @@ def lines(series: Sequence[Series], title: str, x_label: str, y_label: str) -> M
         parts.append(f'<polyline class="curve" stroke="{_color(s, i)}" points="{path}"/>')
         if len(pts) == 1:
             parts.append(f'<circle cx="{pts[0][0]:.1f}" cy="{pts[0][1]:.1f}" r="3" fill="{_color(s, i)}"/>')
-    parts += frame.legend(series)
-    parts.append("</svg>")
-    return Markup("".join(parts))
+    return frame.close(parts, series)
