@@ -38,10 +38,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     results = pipeline.evaluate_spec(args.model, request, args.adapter)
     if args.out:
         out = Path(args.out)
-        samples = results.pop("samples", {})
-        evaluation.write_json_atomic(out / "results.json", results)
-        for task, rows in samples.items():
-            evaluation.write_json_atomic(out / "samples" / f"{task}.json", rows)
+        evaluation.write_results(results, out / "results.json", out / "samples")
         print(f"wrote {out / 'results.json'}", file=sys.stderr)
     for task, metrics in evaluation.summary(results).items():
         for name, value in sorted(metrics.items()):

@@ -39,12 +39,6 @@ def main() -> None:
     lp_d = pcgu.target_logprobs(model, tokenizer, prefixes, [p.disadvantaged for p in batch])
     ga = dict(zip([u.name for u in trainer.units], pcgu._grads(lp_a.sum(), trainer.params), strict=True))
     gd = dict(zip([u.name for u in trainer.units], pcgu._grads(lp_d.sum(), trainer.params), strict=True))
-    ga = {
-        k: v if v is not None else torch.zeros_like(dict(model.named_parameters())[k]) for k, v in ga.items()
-    }
-    gd = {
-        k: v if v is not None else torch.zeros_like(dict(model.named_parameters())[k]) for k, v in gd.items()
-    }
 
     fast_s, slow_s = [], []
     for _ in range(args.repeats):  # interleaved, so machine noise hits both alike; medians compared

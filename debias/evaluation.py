@@ -126,6 +126,17 @@ def summary(results: dict[str, Any]) -> dict[str, dict[str, float]]:
     return out
 
 
+def write_results(results: dict[str, Any], results_file: Path, samples_dir: Path) -> None:
+    """The result file without its per-sample logs, and one compact ``<task>.json`` per task beside it.
+
+    Samples are kept out of the result file: for gee_bias they are ~70 MB, the metrics a few kB.
+    """
+    results = dict(results)
+    for task, rows in results.pop("samples", {}).items():
+        write_json_atomic(samples_dir / f"{task}.json", rows, compact=True)
+    write_json_atomic(results_file, results)
+
+
 def write_json_atomic(path: Path, payload: Any, compact: bool = False) -> None:
     """Write-then-rename, so a crash or Ctrl-C never leaves a half-written result file.
 

@@ -111,11 +111,7 @@ def _difference(old: dict[str, Any], new: dict[str, Any]) -> str:
 
 def split_samples(results: dict[str, Any], out: Path, which: str) -> None:
     """Write ``results/<which>.json`` (metrics + provenance) and ``samples/<which>/<task>.json``."""
-    results = dict(results)
-    samples = results.pop("samples", {})
-    for task, rows in samples.items():
-        evaluation.write_json_atomic(out / "samples" / which / f"{task}.json", rows, compact=True)
-    evaluation.write_json_atomic(out / "results" / f"{which}.json", results)
+    evaluation.write_results(results, out / "results" / f"{which}.json", out / "samples" / which)
 
 
 def load_with_samples(out: Path, which: str) -> dict[str, Any]:

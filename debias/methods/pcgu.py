@@ -133,7 +133,9 @@ def target_logprobs(model, tokenizer, prefixes: list[str], targets: list[str]) -
 
 
 def _grads(loss: torch.Tensor, params: list[torch.nn.Parameter]) -> list[torch.Tensor]:
-    return list(torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True))
+    """d loss / d param for each param; zeros for parameters the loss does not reach."""
+    grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+    return [torch.zeros_like(p) if g is None else g for g, p in zip(grads, params, strict=True)]
 
 
 class PcguTrainer:
@@ -153,9 +155,6 @@ class PcguTrainer:
         lp_d = target_logprobs(self.model, self.tokenizer, prefixes, [p.disadvantaged for p in batch])
         ga = _grads(lp_a.sum(), self.params)
         gd = _grads(lp_d.sum(), self.params)
-        zeros = [torch.zeros_like(p) for p in self.params]
-        ga = [g if g is not None else z for g, z in zip(ga, zeros, strict=True)]
-        gd = [g if g is not None else z for g, z in zip(gd, zeros, strict=True)]
         if reselect or self.selected is None:
             self.selected = partition.select_units(
                 units,
@@ -170,7 +169,6 @@ class PcguTrainer:
         else:  # per pair: push the higher of the two down and the lower up
             sign = torch.sign(lp_a - lp_d).detach()
             direction = _grads((sign * (lp_a - lp_d)).sum(), self.params)
-            direction = [g if g is not None else z for g, z in zip(direction, zeros, strict=True)]
         with torch.no_grad():
             for unit, step in zip(units, direction, strict=True):
                 indices = self.selected.get(unit.name)
