@@ -419,3 +419,12 @@ def test_half_tasks_load_only_their_half(smollm2):
         assert docs and {utils.target_half(d["target"]) for d in docs} == {half}
         ids[half] = {d["id"] for d in docs}
     assert not ids["select"] & ids["report"] and len(ids["select"] | ids["report"]) == 4229
+
+
+def test_domain_keyword_keeps_one_bias_type(smollm2):
+    tokenizer = {"tokenizer": str(smollm2[2])}
+    gender = utils.load_dataset(half="select", domain="gender", **tokenizer)["test"]
+    assert len(gender) > 100 and set(gender["bias_type"]) == {"gender"}
+    assert {utils.target_half(t) for t in gender["target"]} == {"select"}
+    with pytest.raises(DataFileError, match="unknown StereoSet domain 'sex'"):
+        utils.load_dataset(domain="sex", **tokenizer)

@@ -121,14 +121,22 @@ def target_half(target: str) -> str:
     return HALVES[digest[0] % 2]
 
 
-def load_dataset(split: str | None = None, half: str | None = None, **metadata: Any):
-    """``custom_dataset`` hook: lm-eval passes the task metadata (incl. model args) as keywords."""
+def load_dataset(
+    split: str | None = None, half: str | None = None, domain: str | None = None, **metadata: Any
+):
+    """``custom_dataset`` hook: lm-eval passes the task metadata (incl. model args) as keywords.
+
+    ``domain`` keeps one bias type (e.g. gender): a quarter of the examples, for quick checks of a
+    gender-targeted method; the overall metrics of such a task are that domain's.
+    """
     import datasets
 
     if split is not None and split not in scoring.SPLITS:
         raise DataFileError(f"unknown StereoSet split {split!r}; known: {', '.join(scoring.SPLITS)}")
     if half is not None and half not in HALVES:
         raise DataFileError(f"unknown StereoSet half {half!r}; known: {', '.join(HALVES)}")
+    if domain is not None and domain not in scoring.DOMAINS:
+        raise DataFileError(f"unknown StereoSet domain {domain!r}; known: {', '.join(scoring.DOMAINS)}")
     spec = _tokenizer.tokenizer_spec(metadata)
     if spec is None:
         raise DataFileError(NO_TOKENIZER)
@@ -137,6 +145,8 @@ def load_dataset(split: str | None = None, half: str | None = None, **metadata: 
         docs = [doc for doc in docs if doc["split"] == split]
     if half is not None:
         docs = [doc for doc in docs if target_half(doc["target"]) == half]
+    if domain is not None:
+        docs = [doc for doc in docs if doc["bias_type"] == domain]
     tokenizer = _tokenizer.load_tokenizer(spec)
     for doc in docs:
         context = doc_to_text(doc)
