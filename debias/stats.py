@@ -29,6 +29,9 @@ IDEAL: dict[str, float | str] = {
     "acc": "higher",
     "exact_match": "higher",
     "likelihood_diff": "lower",
+    "word_perplexity": "lower",
+    "byte_perplexity": "lower",
+    "bits_per_byte": "lower",
 }
 
 

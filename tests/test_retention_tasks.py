@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import csv
 import json
+import math
 import random
 import re
 from pathlib import Path
@@ -401,3 +402,22 @@ def test_gsm8k_lite_one_question_on_real_model(smollm2):
         prompt.endswith("\nAnswer:") and prompt.count("#### ") == 5
     )  # the 5-shot prompt: 5 worked solutions
     assert results["provenance"]["task_versions"]["gee_gsm8k_lite"] == 3.0
+
+
+def test_gsm8k_perplexity_task_pools_loglikelihood_over_words_and_bytes(data_dir, task_manager):
+    from lm_eval.api.metrics import bits_per_byte, weighted_perplexity
+
+    task = _our_task(task_manager, "gee_gsm8k_ppl")
+    docs = list(task.eval_docs)
+    assert len(docs) == 200 and docs == utils.gsm8k_rows(lite_n=200)
+    assert task.doc_to_target(docs[0]) == docs[0]["question"] + "\n" + docs[0]["answer"]
+    # two documents by hand: "a b\nc" (3 words, 5 bytes) at log-likelihood -6, "dé" (1 word, 3 bytes) at -2
+    first = utils.perplexity_results({"question": "a b", "answer": "c"}, [-6.0])
+    second = utils.perplexity_results({"question": "d", "answer": "é"}, [-2.0])
+    assert first["word_perplexity"] == (-6.0, 3) and first["byte_perplexity"] == (-6.0, 5)
+    assert second["bits_per_byte"] == (-2.0, 4)  # "d\né": 1 + 1 + 2 bytes
+    assert second["word_perplexity"] == (-2.0, 2)
+    words = [first["word_perplexity"], second["word_perplexity"]]
+    assert weighted_perplexity(words) == pytest.approx(math.exp(8 / 5))
+    byte_items = [first["bits_per_byte"], second["bits_per_byte"]]
+    assert bits_per_byte(byte_items) == pytest.approx(8 / 9 / math.log(2))

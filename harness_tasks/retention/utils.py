@@ -19,6 +19,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -167,3 +169,20 @@ def load_gsm8k(splits: list[str], lite_n: int | None = None, **_metadata: Any):
     return datasets.DatasetDict(
         {split: datasets.Dataset.from_list(gsm8k_rows(split, lite_n), features=features) for split in splits}
     )
+
+
+def gsm8k_solution_text(doc: dict[str, str]) -> str:
+    """``gee_gsm8k_ppl``'s text: the problem and its worked solution, as one document."""
+    return f"{doc['question']}\n{doc['answer']}"
+
+
+def perplexity_results(doc: dict[str, str], results: Sequence[float]) -> dict[str, tuple[float, int]]:
+    """(log-likelihood, size) per document, pooled by lm-eval's weighted perplexity / bits-per-byte."""
+    (loglikelihood,) = results
+    text = gsm8k_solution_text(doc)
+    words, size = len(re.split(r"\s+", text.strip())), len(text.encode("utf-8"))
+    return {
+        "word_perplexity": (loglikelihood, words),
+        "byte_perplexity": (loglikelihood, size),
+        "bits_per_byte": (loglikelihood, size),
+    }
