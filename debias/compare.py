@@ -20,8 +20,10 @@ def compare(
     document of another subgroup) is skipped for that document in both runs alike.
     """
     out: dict[str, list[Comparison]] = {}
+    mean_metrics: dict[str, set[str]] = {}  # task -> metrics aggregated by a plain mean (poolable)
     for task in sorted(set(base.get("samples", {})) & set(new.get("samples", {}))):
         aggregations = task_manager.load([task])["tasks"][task].aggregation()
+        mean_metrics[task] = {m for m, agg in aggregations.items() if agg is _lm_eval_mean()}
         base_docs, new_docs = _by_doc(base["samples"][task]), _by_doc(new["samples"][task])
         if base_docs.keys() != new_docs.keys():
             raise ValueError(f"{task}: base and debiased runs evaluated different documents")
@@ -63,4 +65,56 @@ def compare(
             )
         rows.sort(key=lambda c: c.metric)
         out[task] = rows
+    out.update(_group_comparisons(base, new, mean_metrics, iters, seed))
     return out
+
+
+def _lm_eval_mean():
+    from lm_eval.api.metrics import mean
+
+    return mean
+
+
+def group_leaves(results: dict[str, Any], group: str) -> list[str]:
+    """The tasks under ``group``, through nested groups (lm-eval's ``group_subtasks`` tree)."""
+    tree = results.get("group_subtasks", {})
+    leaves: list[str] = []
+    for child in tree.get(group, []):
+        leaves.extend(group_leaves(results, child) if child in tree else [child])
+    return leaves
+
+
+def _group_comparisons(
+    base: dict[str, Any], new: dict[str, Any], mean_metrics: dict[str, set[str]], iters: int, seed: int
+) -> dict[str, list[Comparison]]:
+    """CIs for a group's mean-type metric (MMLU's acc) by resampling the pooled documents of its tasks.
+
+    lm-eval's per-subtask samples give no document list for a group, yet its score (e.g. gee_mmlu_lite
+    acc) is what a user reads. For a size-weighted group the score is the plain mean over all documents
+    of all its tasks; that is only assumed after checking it reproduces lm-eval's group value in both runs.
+    """
+    from lm_eval.api.metrics import mean
+
+    out: dict[str, list[Comparison]] = {}
+    for group in sorted(base.get("group_subtasks", {})):
+        leaves = group_leaves(base, group)
+        if not leaves or any(leaf not in mean_metrics for leaf in leaves):
+            continue
+        rows = []
+        for metric in sorted(set.intersection(*(mean_metrics[leaf] for leaf in leaves))):
+            pooled = []
+            for run in (base, new):
+                items = [s[metric] for leaf in leaves for s in sorted(run["samples"][leaf], key=_doc_id)]
+                reported = run.get("results", {}).get(group, {}).get(f"{metric},none")
+                if reported is None or abs(mean(items) - reported) > 1e-9:
+                    break
+                pooled.append(items)
+            else:
+                rows.append(paired_bootstrap(mean, pooled[0], pooled[1], metric, iters=iters, seed=seed))
+        if rows:
+            out[group] = rows
+    return out
+
+
+def _doc_id(sample: dict[str, Any]) -> int:
+    return sample["doc_id"]

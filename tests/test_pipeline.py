@@ -75,3 +75,41 @@ def test_merged_adapter_gives_the_unmerged_model_outputs(tmp_path, smollm2):
         base = smollm2[0](ids).logits
     assert (a - base).abs().max() > 1e-2  # the adapter matters ...
     torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-4)  # ... and merging does not change it
+
+
+class _MeanTasks:
+    """Two MMLU-like subject tasks whose acc is lm-eval's plain mean."""
+
+    def load(self, names):
+        from lm_eval.api.metrics import mean
+
+        class Task:
+            def aggregation(self):
+                return {"acc": mean}
+
+        return {"tasks": {name: Task() for name in names}}
+
+
+def _group_run(a: list[float], b: list[float], group_value: float) -> dict:
+    return {
+        "samples": {
+            "subj_a": [{"doc_id": i, "acc": v} for i, v in enumerate(a)],
+            "subj_b": [{"doc_id": i, "acc": v} for i, v in reversed(list(enumerate(b)))],
+        },
+        "group_subtasks": {"lite": ["cat"], "cat": ["subj_a", "subj_b"]},
+        "results": {"lite": {"acc,none": group_value}, "cat": {"acc,none": group_value}},
+    }
+
+
+def test_size_weighted_group_gets_a_ci_from_its_pooled_documents():
+    # 6 documents in all: base 3/6 correct, new 5/6; the subject sizes differ (2 and 4)
+    base = _group_run([1.0, 0.0], [1.0, 0.0, 1.0, 0.0], 0.5)
+    new = _group_run([1.0, 1.0], [1.0, 1.0, 1.0, 0.0], 5 / 6)
+    out = compare.compare(base, new, _MeanTasks(), iters=200)
+    for group in ("lite", "cat"):  # nested groups resolve to the same six documents
+        (row,) = out[group]
+        assert (row.metric, row.base, row.new, row.n) == ("acc", 0.5, 5 / 6, 6)
+        assert row.ci_low <= row.delta <= row.ci_high
+    # a group value that is not the pooled mean (e.g. an unweighted mean of subjects) gets no pooled CI
+    base["results"]["lite"]["acc,none"] = 0.4
+    assert "lite" not in compare.compare(base, new, _MeanTasks(), iters=10)
