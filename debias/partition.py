@@ -103,12 +103,13 @@ def select_units(
 ) -> dict[str, torch.Tensor]:
     """{param name: indices of its selected units}: the global ``k`` lowest cosines over all units.
 
-    ``k`` < 1 is a fraction of all units, ``k`` >= 1 a count.
+    ``k`` <= 1 is a fraction of all units (1.0: every unit with a gradient, the unpartitioned
+    ablation), ``k`` > 1 a count.
     """
     cosines = [unit_cosines(grads_a[u.name], grads_d[u.name], u.axis) for u in units]
     flat = torch.cat(cosines)
     total = flat.numel()
-    count = int(round(k * total)) if k < 1 else int(k)
+    count = int(round(k * total)) if k <= 1 else int(k)
     count = max(0, min(count, int(torch.isfinite(flat).sum())))
     if count == 0:
         return {}

@@ -92,3 +92,20 @@ def apply(
             else:
                 param.index_copy_(axis, tensors[f"{name}::indices"].to(param.device), values)
     return model
+
+
+def slices(folder: Path) -> dict[str, tuple[int | None, torch.Tensor]]:
+    """{name: (axis, unit indices)} of an adapter: what ``save`` was given, to resume a run from it."""
+    config = json.loads((Path(folder) / CONFIG).read_text())
+    tensors = load_file(str(Path(folder) / WEIGHTS))
+    return {name: (spec["axis"], tensors[f"{name}::indices"]) for name, spec in config["params"].items()}
+
+
+def size(folder: Path) -> int:
+    return (Path(folder) / WEIGHTS).stat().st_size
+
+
+def units(folder: Path) -> int:
+    """Changed units (rows, columns or whole 1-D parameters) the adapter holds."""
+    config = json.loads((Path(folder) / CONFIG).read_text())
+    return sum(int(spec["units"]) for spec in config["params"].values())

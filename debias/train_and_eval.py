@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from debias import evaluation, pipeline, training
+from debias import evaluation, pipeline
 
 PHASES = ("train", "base", "debiased", "compare", "report")
 DEFAULT_SUITE = "gee_bias"
@@ -139,7 +139,8 @@ def train_and_eval(spec: RunSpec, cfg: Any, out: Path, progress: Progress | None
     if state.done("train"):
         progress.phase(1, "train", "finished earlier, skipped")
     else:
-        resume = training.latest_checkpoint(out) is not None
+        # every method keeps its checkpoints under checkpoints/ (GEE: step-N, PCGU: epoch-N)
+        resume = (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir())
         progress.phase(
             1, "train", f"{spec.method} adapter" + (" (resuming from checkpoint)" if resume else "")
         )

@@ -24,6 +24,7 @@ from reports import charts
 # (task, metric, how to turn it into "distance from unbiased", label) for the trade-off chart
 BIAS_AXES = [
     ("gee_stereoset", "ss", lambda v: abs(v - 50.0), "StereoSet |SS − 50|"),
+    ("gee_stereoset_report", "ss", lambda v: abs(v - 50.0), "StereoSet report half |SS − 50|"),
     (
         "gee_crows_pairs",
         "pct_stereotype",
@@ -33,6 +34,7 @@ BIAS_AXES = [
 ]
 RETENTION_AXES = [
     ("gee_stereoset", "lms", "StereoSet LMS"),
+    ("gee_stereoset_report", "lms", "StereoSet report half LMS"),
     ("gee_mmlu", "acc", "MMLU acc"),
     ("gee_mmlu_lite", "acc", "MMLU-lite acc"),
     ("gee_gsm8k", "exact_match,strict-match", "GSM8K exact match"),
@@ -341,12 +343,17 @@ def crows_chart(runs: list[Run]):
     )
 
 
+# the whole of StereoSet dev, or one of the halves PCGU selects / reports on
+STEREOSET_TASKS = ("gee_stereoset", "gee_stereoset_report", "gee_stereoset_select")
+
+
 def stereoset_chart(runs: list[Run]):
     from harness_tasks.stereoset.scoring import DOMAINS
 
-    return _metric_bars(
-        runs, "gee_stereoset", "ss_", list(DOMAINS), "StereoSet: SS per domain (pooled)", "SS", 50.0
+    task = next(
+        (t for t in STEREOSET_TASKS if any(t in run.comparison["tasks"] for run in runs)), STEREOSET_TASKS[0]
     )
+    return _metric_bars(runs, task, "ss_", list(DOMAINS), f"{task}: SS per domain (pooled)", "SS", 50.0)
 
 
 def entropy_chart(runs: list[Run]):

@@ -215,3 +215,83 @@ def test_cli_parses_every_method_and_command():
         assert parser.parse_args(["train", "--method", method, "--out", "x"]).out == "x"
     args = cli.build_parser("pcgu").parse_args(["train", "--method", "pcgu", "--out", "x", "--k", "0.02"])
     assert args.k == 0.02
+
+
+def test_choose_checkpoint_prefers_ss_nearest_50_within_the_lms_budget():
+    base = {"ss_gender": 61.0, "lms": 80.0}
+    epochs = {
+        1: {"ss_gender": 58.0, "lms": 79.5},  # |8.0|, drop 0.5
+        2: {"ss_gender": 55.0, "lms": 79.2},  # |5.0|, drop 0.8 -> chosen
+        3: {"ss_gender": 51.0, "lms": 78.5},  # |1.0| but drop 1.5: over budget
+    }
+    epoch, why = pcgu.choose_checkpoint(base, epochs, "ss_gender", 1.0)
+    assert epoch == 2 and "2 of 3" in why
+    # SS below 50 counts by its distance too: 47 is nearer than 55
+    epochs[1] = {"ss_gender": 47.0, "lms": 79.9}
+    assert pcgu.choose_checkpoint(base, epochs, "ss_gender", 1.0)[0] == 1
+    # nothing within budget: the smallest LMS loss is kept and the reason says so
+    epoch, why = pcgu.choose_checkpoint(base, epochs, "ss_gender", 0.05)
+    assert epoch == 1 and why.startswith("no checkpoint kept")
+
+
+def test_generated_pair_sets_combine_and_traits_follow_the_bsri(data_dir):
+    traits = pcgu.load_pairs("traits")
+    gentle = next(p for p in traits if p.prefix == "The most gentle person in the room was a")
+    ambitious = next(p for p in traits if p.prefix == "The most ambitious person in the room was a")
+    assert (gentle.advantaged, gentle.disadvantaged) == (" woman", " man")
+    assert (ambitious.advantaged, ambitious.disadvantaged) == (" man", " woman")
+    both = pcgu.load_pairs("occupations+traits")
+    assert len(both) == len(pcgu.occupation_pairs()) + len(traits)
+    with pytest.raises(ValueError, match="neither occupations / traits"):
+        pcgu.load_pairs("occupations+nonsense")
+
+
+def _pairs_file(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(p.__dict__) + "\n" for p in PAIRS + PAIRS[:1]))
+    return str(path)
+
+
+def _adapter_tensors(folder):
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / sparse_adapter.WEIGHTS))
+
+
+def test_pcgu_resume_equals_an_uninterrupted_run(tmp_path, smollm2, data_dir):
+    cfg = dict(pairs=_pairs_file(tmp_path), k=64, lr=1e-3, batch_size=2, select_task="")
+    whole = pcgu.train(pcgu.PcguConfig(epochs=2, **cfg), tmp_path / "whole")
+    pcgu.train(pcgu.PcguConfig(epochs=1, **cfg), tmp_path / "cut")  # "killed" after epoch 1
+    resumed = pcgu.train(pcgu.PcguConfig(epochs=2, **cfg), tmp_path / "cut", resume=True)
+    assert whole["steps"] == resumed["steps"] == 4
+    a, b = _adapter_tensors(tmp_path / "whole" / "adapter"), _adapter_tensors(tmp_path / "cut" / "adapter")
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    steps = [
+        json.loads(line)["step"] for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert steps == [1, 2, 3, 4]
+    with pytest.raises(ValueError, match=r"other settings \(lr: 0.001 -> 0.002\)"):
+        pcgu.train(pcgu.PcguConfig(epochs=2, **{**cfg, "lr": 2e-3}), tmp_path / "cut", resume=True)
+
+
+def test_selection_keeps_the_chosen_epoch_as_the_adapter(tmp_path, smollm2, data_dir, monkeypatch):
+    """The selection wiring with canned scores (a real scoring of the select half takes minutes)."""
+    from debias import evaluation
+
+    def scores(ss, lms):
+        return {"results": {"gee_stereoset_select": {"ss_gender,none": ss, "lms,none": lms, "ss,none": 55.0}}}
+
+    canned = iter([scores(52.0, 79.8), scores(50.5, 77.0)])  # epoch 2 is nearer 50 but loses 3 LMS points
+    monkeypatch.setattr(pipeline, "base_results", lambda spec, request: (scores(60.0, 80.0), True))
+    monkeypatch.setattr(evaluation, "evaluate", lambda *args, **kwargs: next(canned))
+    cfg = pcgu.PcguConfig(pairs=_pairs_file(tmp_path), k=64, lr=1e-3, batch_size=2, epochs=2)
+    summary = pcgu.train(cfg, tmp_path / "run")
+    selection = json.loads((tmp_path / "run" / "selection.json").read_text())
+    assert summary["chosen_epoch"] == selection["chosen_epoch"] == 1
+    assert selection["epochs"]["2"]["lms"] == 77.0 and selection["base"]["ss_gender"] == 60.0
+    chosen = _adapter_tensors(tmp_path / "run" / "checkpoints" / "epoch-1")
+    kept = _adapter_tensors(tmp_path / "run" / "adapter")
+    assert all(torch.equal(chosen[n], kept[n]) for n in chosen) and chosen.keys() == kept.keys()
+    assert any("checkpoint selection" in entry for entry in summary["not_held_out"])

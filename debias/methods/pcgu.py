@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import Any, Literal
 
 import torch
 
-from debias import partition, sparse_adapter
+from debias import partition, sparse_adapter, training
 from debias.models import DEFAULT_MODEL
 
 Update = Literal["advantaged", "disadvantaged", "dynamic"]
@@ -45,25 +46,34 @@ class PcguConfig:
     model: str = DEFAULT_MODEL
     # "occupations": the project's prefixes x occupations, direction from the occupation statistic
     # (% female; Winogender's BLS table, read and sha256-checked through harness_tasks._data);
-    # or a JSONL file of {"prefix", "advantaged", "disadvantaged"}
-    pairs: str = "occupations"
+    # "traits": trait prefixes x gendered words, direction from the Bem Sex-Role Inventory;
+    # both joined by "+"; or a JSONL file of {"prefix", "advantaged", "disadvantaged"}
+    pairs: str = "occupations+traits"
     aggregation: partition.Aggregation = "input"
-    k: float = 0.01  # units to update per selection: a fraction (< 1) of all units, or a count (>= 1)
+    k: float = (
+        0.01  # units to update per selection: a fraction (<= 1; 1.0 = all, no partitioning) or a count (> 1)
+    )
     update: Update = "advantaged"
     reselect: Literal["batch", "epoch"] = "batch"
-    lr: float = 1e-4
+    lr: float = 5e-4
     batch_size: int = 16
-    epochs: int = 2
+    epochs: int = 4
     seed: int = 0
+    # Model selection (the paper's recipe): evaluate every epoch's checkpoint on a split that is never
+    # reported, keep the one with |select_metric - 50| smallest among those whose LMS on that split is
+    # at most max_lms_drop below the base model's. "" skips selection and keeps the last epoch.
+    select_task: str = "gee_stereoset_select"
+    select_metric: str = "ss_gender"
+    max_lms_drop: float = 1.0
 
     def __post_init__(self) -> None:
         if self.k <= 0:
-            raise ValueError(f"k must be > 0 (a fraction < 1 or a count >= 1), got {self.k}")
+            raise ValueError(f"k must be > 0 (a fraction <= 1 or a count > 1), got {self.k}")
         if self.update not in ("advantaged", "disadvantaged", "dynamic"):
             raise ValueError(f"update must be advantaged, disadvantaged or dynamic, not {self.update!r}")
 
 
-QUICK = {"epochs": 1}
+QUICK = {"epochs": 1, "select_task": "", "pairs": "traits"}
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,26 @@ def occupation_pairs() -> list[Pair]:
         for prefix in PREFIXES:
             pairs.append(Pair(prefix.format(occupation=occupation), PRONOUNS[adv], PRONOUNS[dis]))
     return pairs
+
+
+def trait_pairs() -> list[Pair]:
+    """Trait prefixes x gendered words; the advantaged word is the trait's BSRI gender (data.trait_pairs)."""
+    from debias.data.trait_pairs import trait_pair_rows
+
+    return [Pair(*row) for row in trait_pair_rows()]
+
+
+GENERATED_PAIRS = {"occupations": occupation_pairs, "traits": trait_pairs}
+
+
+def load_pairs(spec: str) -> list[Pair]:
+    """``spec``: generated sets joined by "+" ("occupations", "occupations+traits", ...) or a JSONL path."""
+    names = spec.split("+")
+    if all(name in GENERATED_PAIRS for name in names):
+        return [pair for name in names for pair in GENERATED_PAIRS[name]()]
+    if not Path(spec).is_file():
+        raise ValueError(f"--pairs {spec!r}: neither {' / '.join(GENERATED_PAIRS)} (joined by +) nor a file")
+    return read_pairs(Path(spec))
 
 
 def read_pairs(path: Path) -> list[Pair]:
@@ -191,63 +221,172 @@ class PcguTrainer:
         return {name: (axes[name], torch.tensor(sorted(idx))) for name, idx in self.changed.items()}
 
 
+def choose_checkpoint(
+    base: dict[str, float], epochs: dict[int, dict[str, float]], metric: str, max_lms_drop: float
+) -> tuple[int, str]:
+    """(epoch, why): the checkpoint with |metric − 50| smallest among those within the LMS budget.
+
+    When no checkpoint stays within the budget the one that lost the least LMS is kept, and ``why`` says
+    so: the run still produces an adapter, and the caller records the warning next to it.
+    """
+    if not epochs:
+        raise ValueError("no checkpoint to choose from")
+    drops = {e: base["lms"] - m["lms"] for e, m in epochs.items()}
+    eligible = [e for e in sorted(epochs) if drops[e] <= max_lms_drop]
+    if eligible:
+        best = min(eligible, key=lambda e: abs(epochs[e][metric] - 50.0))
+        return best, (
+            f"epoch {best}: |{metric} - 50| = {abs(epochs[best][metric] - 50.0):.2f}, the smallest among "
+            f"{len(eligible)} of {len(epochs)} checkpoints with LMS drop <= {max_lms_drop:g} "
+            f"(this one {drops[best]:.2f})"
+        )
+    best = min(sorted(epochs), key=lambda e: drops[e])
+    return best, (
+        f"no checkpoint kept the LMS drop <= {max_lms_drop:g}; kept epoch {best}, the smallest drop "
+        f"({drops[best]:.2f})"
+    )
+
+
+def _selection_metrics(results: dict[str, Any], task: str, metric: str) -> dict[str, float]:
+    from debias import evaluation
+
+    values = evaluation.summary(results).get(task, {})
+    missing = [name for name in (metric, "lms") if name not in values]
+    if missing:
+        raise ValueError(f"selection task {task!r} reports no {', '.join(missing)} (a StereoSet task does)")
+    return {name: float(values[name]) for name in sorted(values) if name.startswith(("ss", "lms", "icat"))}
+
+
+def _completed_epochs(out: Path, epochs: int) -> int:
+    done = 0
+    for epoch in range(1, epochs + 1):
+        if not sparse_adapter.is_sparse_adapter(out / "checkpoints" / f"epoch-{epoch}"):
+            break
+        done = epoch
+    return done
+
+
 def train(cfg: PcguConfig, out: Path, resume: bool = False) -> dict[str, Any]:
-    """Epoch loop; a sparse adapter per epoch in ``checkpoints/epoch-N/``, the last one in ``adapter/``."""
-    from debias import evaluation, models
+    """Epoch loop: a sparse checkpoint per epoch, each scored on the selection split; the chosen one
+    becomes ``adapter/``.
+
+    Resuming restarts at the first unfinished epoch from the last epoch's checkpoint: SGD keeps no state
+    and each epoch's pair order comes from the seed, so the result equals an uninterrupted run.
+    """
+    from debias import evaluation, models, pipeline
+    from debias.atomic import atomic_dir
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    settings = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    state_file = out / "train_state.json"
+    if cfg.select_task:
+        evaluation.check_task_names([cfg.select_task])
+    done = 0
+    if resume and state_file.is_file():
+        previous = json.loads(state_file.read_text())["config"]
+        changed = [f"{k}: {previous.get(k)!r} -> {v!r}" for k, v in settings.items() if previous.get(k) != v]
+        if changed and changed != [f"epochs: {previous.get('epochs')!r} -> {cfg.epochs!r}"]:
+            raise ValueError(f"{out}: started with other settings ({'; '.join(changed)}); use another --out")
+        done = _completed_epochs(out, cfg.epochs)
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     path = models.resolve(cfg.model)
     model, tokenizer = models.load(cfg.model)
-    model.train()
     fingerprint = models.model_fingerprint(path)
-    pairs = occupation_pairs() if cfg.pairs == "occupations" else read_pairs(Path(cfg.pairs))
+    pairs = load_pairs(cfg.pairs)
     trainer = PcguTrainer(cfg, model, tokenizer)
     base_info = {"base_model": cfg.model, "base_weights_sha256": fingerprint.get("weights_sha256")}
+    selection: dict[str, Any] = {"task": cfg.select_task, "metric": cfg.select_metric, "epochs": {}}
+    if done:
+        last = out / "checkpoints" / f"epoch-{done}"
+        sparse_adapter.apply(model, last, fingerprint.get("weights_sha256"))
+        for name, (_, indices) in sparse_adapter.slices(last).items():
+            trainer.changed[name] = set(indices.tolist())
+        if (out / "selection.json").is_file():
+            kept = json.loads((out / "selection.json").read_text())
+            selection["epochs"] = {k: v for k, v in kept.get("epochs", {}).items() if int(k) <= done}
+    evaluation.write_json_atomic(state_file, {"config": settings})
+    request = evaluation.EvalRequest(tasks=[cfg.select_task], seed=cfg.seed)
+    if cfg.select_task:
+        base_results, _ = pipeline.base_results(cfg.model, request)
+        selection["base"] = _selection_metrics(base_results, cfg.select_task, cfg.select_metric)
     from tqdm.auto import tqdm
 
-    order = list(range(len(pairs)))
     batches_per_epoch = (len(pairs) + cfg.batch_size - 1) // cfg.batch_size
-    bar = tqdm(total=cfg.epochs * batches_per_epoch, desc="PCGU", file=sys.stderr)
-    step = 0
-    with open(out / "metrics.jsonl", "w") as log:
-        for epoch in range(1, cfg.epochs + 1):
-            random.Random(cfg.seed + epoch).shuffle(order)
-            for b in range(batches_per_epoch):
-                batch = [pairs[i] for i in order[b * cfg.batch_size : (b + 1) * cfg.batch_size]]
-                started = time.perf_counter()
-                metrics = trainer.step(batch, reselect=cfg.reselect == "batch" or b == 0)
-                step += 1
-                metrics.update(epoch=epoch, step=step, step_s=round(time.perf_counter() - started, 3))
-                log.write(json.dumps(metrics) + "\n")
-                log.flush()
-                bar.update(1)
-                bar.set_postfix(gap=f"{metrics['logprob_gap']:.3f}", units=metrics["selected_units"])
-            sparse_adapter.save(
-                out / "checkpoints" / f"epoch-{epoch}", model, trainer.changed_slices(), base_info
-            )
+    bar = tqdm(
+        total=cfg.epochs * batches_per_epoch, initial=done * batches_per_epoch, desc="PCGU", file=sys.stderr
+    )
+    step = done * batches_per_epoch
+    log = training.MetricsLog(out / "metrics.jsonl", truncate_after_step=step if resume else None)
+    for epoch in range(done + 1, cfg.epochs + 1):
+        model.train()
+        order = list(range(len(pairs)))  # each epoch's order from the seed alone, so resuming repeats it
+        random.Random(cfg.seed + epoch).shuffle(order)
+        for b in range(batches_per_epoch):
+            batch = [pairs[i] for i in order[b * cfg.batch_size : (b + 1) * cfg.batch_size]]
+            started = time.perf_counter()
+            metrics = trainer.step(batch, reselect=cfg.reselect == "batch" or b == 0)
+            step += 1
+            metrics.update(epoch=epoch, step=step, step_s=round(time.perf_counter() - started, 3))
+            log.write(metrics)
+            bar.update(1)
+            bar.set_postfix(gap=f"{metrics['logprob_gap']:.3f}", units=metrics["selected_units"])
+        if cfg.select_task:
+            model.eval()
+            scored = evaluation.evaluate(model, tokenizer, request, tokenizer_path=str(path))
+            selection["epochs"][str(epoch)] = _selection_metrics(scored, cfg.select_task, cfg.select_metric)
+            evaluation.write_json_atomic(out / "selection.json", selection)
+        # the checkpoint last: its presence marks the epoch (and its selection score) as finished
+        sparse_adapter.save(
+            out / "checkpoints" / f"epoch-{epoch}", model, trainer.changed_slices(), base_info
+        )
     bar.close()
-    size = sparse_adapter.save(out / "adapter", model, trainer.changed_slices(), base_info)
+    if cfg.select_task:
+        chosen, why = choose_checkpoint(
+            selection["base"],
+            {int(k): v for k, v in selection["epochs"].items()},
+            cfg.select_metric,
+            cfg.max_lms_drop,
+        )
+    else:
+        chosen, why = cfg.epochs, "no selection task: the last epoch"
+    selection.update(chosen_epoch=chosen, why=why, max_lms_drop=cfg.max_lms_drop)
+    evaluation.write_json_atomic(out / "selection.json", selection)
+    with atomic_dir(out / "adapter") as tmp:
+        for item in (out / "checkpoints" / f"epoch-{chosen}").iterdir():
+            shutil.copy2(item, tmp / item.name)
+    size = sparse_adapter.size(out / "adapter")
     summary = {
         "method": "pcgu",
         "steps": step,
         "epochs": cfg.epochs,
+        "chosen_epoch": chosen,
+        "selection": why,
         "pairs": len(pairs),
-        "changed_units": sum(len(v) for v in trainer.changed.values()),
+        "changed_units": sparse_adapter.units(out / "adapter"),
         "total_units": sum(u.count for u in trainer.units),
         "adapter_bytes": size,
         # the pair directions come from Winogender's occupation statistics (not its sentences)
-        "not_held_out": ["gee_winogender (its BLS statistic chose the pair directions)"]
-        if cfg.pairs == "occupations"
-        else [],
+        "not_held_out": (
+            ["gee_winogender (its BLS statistic chose the pair directions)"]
+            if "occupations" in cfg.pairs.split("+")
+            else []
+        )
+        + (
+            [
+                f"{cfg.select_task} and the same examples inside gee_stereoset (checkpoint selection; "
+                "gee_stereoset_report is held out)"
+            ]
+            if cfg.select_task
+            else []
+        ),
     }
     evaluation.write_json_atomic(
         out / "config.json",
         {
             "method": "pcgu",
-            "config": dataclasses.asdict(cfg),
+            "config": settings,
             "model": {"spec": cfg.model, "fingerprint": fingerprint},
             "training": summary,
             "device": str(next(model.parameters()).device),
