@@ -1,0 +1,157 @@
+"""PCGU on the default model: the issue's acceptance numbers and the all-weights vs partitioned ablation.
+
+Each variant is one ``train-and-eval`` run (train with per-epoch checkpoint selection on
+gee_stereoset_select → base evaluation, cached → debiased evaluation → paired bootstrap → report) on
+tasks that PCGU never selected on: the StereoSet *report* half, CrowS-Pairs, MMLU-lite and the GSM8K
+perplexity task. Variants: ``topk`` (the recommended defaults, k = 1 % of units) and ``all`` (the same
+run with every unit updated, k = 1.0: the paper's "no partitioning" ablation). Writes
+benchmarks/results/pcgu_results.json and prints markdown tables. Usage:
+
+    DEBIAS_DATA_DIR=../shared/data python benchmarks/pcgu_results.py [--variants topk all] [--limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from debias import evaluation
+from debias.methods import pcgu
+from debias.train_and_eval import RunSpec, train_and_eval
+
+RESULTS = Path(__file__).parent / "results"
+TASKS = ["gee_stereoset_report", "gee_crows_pairs", "gee_mmlu_lite", "gee_gsm8k_ppl"]
+VARIANTS: dict[str, dict[str, Any]] = {"topk": {}, "all": {"k": 1.0}}
+# (task, metric) rows of the acceptance table, in order
+KEY_METRICS = [
+    ("gee_stereoset_report", "ss_gender"),
+    ("gee_stereoset_report", "lms"),
+    ("gee_stereoset_report", "lms_gender"),
+    ("gee_stereoset_report", "icat_gender"),
+    ("gee_stereoset_report", "ss"),
+    ("gee_crows_pairs", "pct_stereotype_gender"),
+    ("gee_crows_pairs", "pct_stereotype"),
+    ("gee_mmlu_lite", "acc"),
+    ("gee_gsm8k_ppl", "word_perplexity"),
+    ("gee_gsm8k_ppl", "bits_per_byte"),
+]
+
+
+def _row(comparison: dict[str, Any], task: str, metric: str) -> dict[str, Any] | None:
+    return next((c for c in comparison["tasks"].get(task, []) if c["metric"] == metric), None)
+
+
+def acceptance(comparison: dict[str, Any]) -> dict[str, Any]:
+    """The issue's four checks, each with the numbers it was decided on."""
+    ss, lms = (
+        _row(comparison, "gee_stereoset_report", "ss_gender"),
+        _row(comparison, "gee_stereoset_report", "lms"),
+    )
+    crows = _row(comparison, "gee_crows_pairs", "pct_stereotype_gender")
+    mmlu = _row(comparison, "gee_mmlu_lite", "acc")
+    out: dict[str, Any] = {}
+    if ss:
+        moved = abs(ss["base"] - 50) - abs(ss["new"] - 50)
+        out["ss_gender_halfway_to_50"] = {
+            "base": ss["base"], "new": ss["new"], "moved_toward_50": moved,
+            "needed": abs(ss["base"] - 50) / 2, "met": moved >= abs(ss["base"] - 50) / 2,
+        }  # fmt: skip
+    if lms:
+        out["lms_drop_at_most_1"] = {"drop": -lms["delta"], "met": -lms["delta"] <= 1.0}
+    if crows:  # a 0-1 share (lm-eval's crows_pairs convention): 50 % is 0.5
+        out["crows_gender_closer_to_50"] = {
+            "base": crows["base"],
+            "new": crows["new"],
+            "met": abs(crows["new"] - 0.5) < abs(crows["base"] - 0.5),
+        }
+    if mmlu:
+        out["mmlu_lite_not_worse_beyond_ci"] = {
+            "delta": mmlu["delta"],
+            "ci": [mmlu["ci_low"], mmlu["ci_high"]],
+            "met": not mmlu["worse_beyond_ci"],
+        }
+    return out
+
+
+def table(results: dict[str, Any]) -> str:
+    names = list(results["variants"])
+    head = "| task | metric | base | " + " | ".join(f"{n} (Δ, 95 % CI)" for n in names) + " |"
+    lines = [head, "|---|---|---:|" + "---|" * len(names)]
+    for task, metric in KEY_METRICS:
+        rows = [_row(results["variants"][n]["comparison"], task, metric) for n in names]
+        if not any(rows):
+            continue
+        base = next(r for r in rows if r)["base"]
+        cells = [
+            "n/a"
+            if r is None
+            else f"{r['new']:.4g} ({r['delta']:+.3g}, [{r['ci_low']:+.3g}, {r['ci_high']:+.3g}])"
+            + (" **worse beyond CI**" if r["worse_beyond_ci"] else "")
+            for r in rows
+        ]
+        lines.append(f"| {task} | {metric} | {base:.4g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def summarize(run: Path, cfg: pcgu.PcguConfig) -> dict[str, Any]:
+    comparison = json.loads((run / "results" / "comparison.json").read_text())
+    state = json.loads((run / "run.json").read_text())
+    selection = run / "selection.json"
+    return {
+        "config": dataclasses.asdict(cfg),
+        "run": str(run),
+        "training": json.loads((run / "config.json").read_text())["training"],
+        "selection": json.loads(selection.read_text()) if selection.is_file() else None,
+        "acceptance": acceptance(comparison),
+        "comparison": comparison,
+        "phase_wall_s": {phase: p["wall_s"] for phase, p in state["phases"].items()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--limit", type=int, help="documents per task (a smoke test, not a measurement)")
+    parser.add_argument("--iters", type=int, default=1000, help="bootstrap resamples per metric")
+    parser.add_argument("--runs", type=Path, default=Path("runs"), help="where the run folders go")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a config field (smoke tests)",
+    )
+    args = parser.parse_args()
+    overrides = {}
+    for item in args.set:
+        field, _, value = item.partition("=")
+        kind = type(getattr(pcgu.PcguConfig(), field))
+        overrides[field] = kind(value)
+
+    out_file = RESULTS / (
+        "pcgu_results_smoke.json" if args.limit is not None or overrides else "pcgu_results.json"
+    )
+    results: dict[str, Any] = {"tasks": TASKS, "limit": args.limit, "variants": {}}
+    if out_file.is_file():  # keep variants measured by an earlier invocation
+        results["variants"] = json.loads(out_file.read_text()).get("variants", {})
+    for name in args.variants:
+        cfg = pcgu.PcguConfig(**{**VARIANTS[name], **overrides})
+        smoke = args.limit is not None or bool(overrides)
+        run = args.runs / (f"pcgu-{name}-smoke" if smoke else f"pcgu-{name}")
+        spec = RunSpec(method="pcgu", tasks=TASKS, limit=args.limit, iters=args.iters)
+        started = time.perf_counter()
+        train_and_eval(spec, cfg, run)
+        results["variants"][name] = summarize(run, cfg)
+        results["variants"][name]["this_invocation_s"] = round(time.perf_counter() - started, 1)
+        results["libraries"] = evaluation.library_versions()
+        evaluation.write_json_atomic(out_file, results)
+        print(f"## PCGU {name}: {json.dumps(results['variants'][name]['acceptance'])}")
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
