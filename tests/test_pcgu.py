@@ -9,6 +9,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
 from debias import partition, pipeline, sparse_adapter
+from debias.data import trait_pairs
 from debias.methods import pcgu
 
 
@@ -240,6 +241,16 @@ def test_generated_pair_sets_combine_and_traits_follow_the_bsri(data_dir):
     ambitious = next(p for p in traits if p.prefix == "The most ambitious person in the room was a")
     assert (gentle.advantaged, gentle.disadvantaged) == (" woman", " man")
     assert (ambitious.advantaged, ambitious.disadvantaged) == (" man", " woman")
+    attributes = pcgu.load_pairs("attributes")
+    sister = [p for p in attributes if p.prefix == "My sister is very"]
+    brother = [p for p in attributes if p.prefix == "My brother is very"]
+    # each feminine/masculine trait pair is advantaged after one gender and disadvantaged after the other
+    assert sorted((p.advantaged, p.disadvantaged) for p in sister) == sorted(
+        (p.disadvantaged, p.advantaged) for p in brother
+    )
+    assert len(sister) == min(len(trait_pairs.BSRI_FEMININE), len(trait_pairs.BSRI_MASCULINE))
+    assert all(p.advantaged.strip() in trait_pairs.BSRI_FEMININE for p in sister)
+    assert all(p.disadvantaged.strip() in trait_pairs.BSRI_MASCULINE for p in sister)
     both = pcgu.load_pairs("occupations+traits")
     assert len(both) == len(pcgu.occupation_pairs()) + len(traits)
     with pytest.raises(ValueError, match="neither occupations / traits"):
@@ -295,3 +306,16 @@ def test_selection_keeps_the_chosen_epoch_as_the_adapter(tmp_path, smollm2, data
     kept = _adapter_tensors(tmp_path / "run" / "adapter")
     assert all(torch.equal(chosen[n], kept[n]) for n in chosen) and chosen.keys() == kept.keys()
     assert any("checkpoint selection" in entry for entry in summary["not_held_out"])
+
+
+def test_embeddings_stay_frozen_unless_asked(tokenizer):
+    """The target words' embedding rows are the most opposed units; by default they are not candidates."""
+    for update_embeddings in (False, True):
+        model = tiny_llama(vocab=len(tokenizer))
+        embedding = model.get_input_embeddings().weight.detach().clone()
+        cfg = pcgu.PcguConfig(k=0.5, lr=1e-1, update_embeddings=update_embeddings)
+        trainer = pcgu.PcguTrainer(cfg, model, tokenizer)
+        trainer.step(PAIRS, reselect=True)
+        moved = not torch.equal(model.get_input_embeddings().weight.detach(), embedding)
+        assert moved is update_embeddings
+        assert ("model.embed_tokens.weight" in trainer.selected) is update_embeddings

@@ -44,20 +44,26 @@ PRONOUNS = {"female": " she", "male": " he"}
 @dataclass
 class PcguConfig:
     model: str = DEFAULT_MODEL
-    # "occupations": the project's prefixes x occupations, direction from the occupation statistic
-    # (% female; Winogender's BLS table, read and sha256-checked through harness_tasks._data);
-    # "traits": trait prefixes x gendered words, direction from the Bem Sex-Role Inventory;
-    # both joined by "+"; or a JSONL file of {"prefix", "advantaged", "disadvantaged"}
-    pairs: str = "occupations+traits"
+    # Generated sets, joined by "+", or a JSONL file of {"prefix", "advantaged", "disadvantaged"}:
+    # "attributes": a gendered subject, then a feminine vs a masculine trait ("My sister is very" ->
+    #   " gentle" / " aggressive"), direction from the Bem Sex-Role Inventory; the default, because
+    #   StereoSet scores p(attribute | group) and only this direction moved its gender SS without the
+    #   embeddings (benchmarks/README.md);
+    # "traits": a trait, then a gendered word ("The most gentle person ... was a" -> " woman" / " man");
+    # "occupations": the project's prefixes x occupations, a pronoun as target, direction from % female
+    #   in Winogender's BLS table (read and sha256-checked through harness_tasks._data).
+    pairs: str = "attributes"
     aggregation: partition.Aggregation = "input"
-    k: float = (
-        0.01  # units to update per selection: a fraction (<= 1; 1.0 = all, no partitioning) or a count (> 1)
-    )
+    # units to update per selection: a fraction (<= 1; 1.0 = every unit, no partitioning) or a count (> 1)
+    k: float = 0.01
     update: Update = "advantaged"
+    # The token embedding / LM head rows of the target words (" she", " man" ...) always have opposed
+    # gradients, so top-k picks them first; changing them moves those words in *every* context.
+    update_embeddings: bool = False
     reselect: Literal["batch", "epoch"] = "batch"
-    lr: float = 5e-4
+    lr: float = 1e-3
     batch_size: int = 16
-    epochs: int = 4
+    epochs: int = 3
     seed: int = 0
     # Model selection (the paper's recipe): evaluate every epoch's checkpoint on a split that is never
     # reported, keep the one with |select_metric - 50| smallest among those whose LMS on that split is
@@ -73,7 +79,7 @@ class PcguConfig:
             raise ValueError(f"update must be advantaged, disadvantaged or dynamic, not {self.update!r}")
 
 
-QUICK = {"epochs": 1, "select_task": "", "pairs": "traits"}
+QUICK = {"epochs": 1, "select_task": ""}
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,14 @@ def trait_pairs() -> list[Pair]:
     return [Pair(*row) for row in trait_pair_rows()]
 
 
-GENERATED_PAIRS = {"occupations": occupation_pairs, "traits": trait_pairs}
+def attribute_pairs() -> list[Pair]:
+    """Gendered subjects x BSRI traits as targets (data.trait_pairs.attribute_pair_rows)."""
+    from debias.data.trait_pairs import attribute_pair_rows
+
+    return [Pair(*row) for row in attribute_pair_rows()]
+
+
+GENERATED_PAIRS = {"occupations": occupation_pairs, "traits": trait_pairs, "attributes": attribute_pairs}
 
 
 def load_pairs(spec: str) -> list[Pair]:
@@ -174,6 +187,10 @@ class PcguTrainer:
         for p in model.parameters():
             p.requires_grad_(True)
         self.units = partition.partition(model, cfg.aggregation)
+        if not cfg.update_embeddings:
+            embeddings = (model.get_input_embeddings(), model.get_output_embeddings())
+            frozen = {id(m.weight) for m in embeddings if m is not None}
+            self.units = [u for u in self.units if id(u.param) not in frozen]
         self.params = [u.param for u in self.units]
         self.changed: dict[str, set[int]] = {}
         self.selected: dict[str, torch.Tensor] | None = None
