@@ -421,3 +421,11 @@ def test_gsm8k_perplexity_task_pools_loglikelihood_over_words_and_bytes(data_dir
     assert weighted_perplexity(words) == pytest.approx(math.exp(8 / 5))
     byte_items = [first["bits_per_byte"], second["bits_per_byte"]]
     assert bits_per_byte(byte_items) == pytest.approx(8 / 9 / math.log(2))
+
+
+def test_perplexity_of_a_broken_model_is_inf_not_a_crash():
+    from lm_eval.api.metrics import weighted_perplexity as lm_eval_weighted_perplexity
+
+    items = [(-6.0, 3), (-2.0, 2)]
+    assert utils.weighted_perplexity(items) == pytest.approx(lm_eval_weighted_perplexity(items))
+    assert utils.weighted_perplexity([(-1e6, 10)]) == math.inf

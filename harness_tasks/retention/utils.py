@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -186,3 +187,13 @@ def perplexity_results(doc: dict[str, str], results: Sequence[float]) -> dict[st
         "byte_perplexity": (loglikelihood, size),
         "bits_per_byte": (loglikelihood, size),
     }
+
+
+def weighted_perplexity(items: Sequence[tuple[float, int]]) -> float:
+    """lm-eval's weighted perplexity, but ``inf`` instead of an OverflowError for a broken model.
+
+    A model damaged by training can reach a mean NLL above 709 nats per word, where ``math.exp`` raises;
+    the evaluation must still finish and say "infinitely bad" rather than crash.
+    """
+    mean_nll = -sum(ll for ll, _ in items) / sum(n for _, n in items)
+    return math.inf if mean_nll > 709 else math.exp(mean_nll)
