@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from debias import evaluation
 from debias.methods import gee
 from debias.train_and_eval import RunSpec, train_and_eval
+from reports import render
 
 RESULTS = Path(__file__).parent / "results"
 CONFIGS = {"gap": {"loss": "gap"}, "l2": {"loss": "l2"}}
@@ -57,10 +57,8 @@ def main() -> None:
         spec = RunSpec(method="gee", tasks=[args.suite], limit=args.limit, iters=args.iters)
         started = time.perf_counter()
         train_and_eval(spec, cfg, run)
-        training = json.loads((run / "config.json").read_text())["training"]
-        comparison = json.loads((run / "results" / "comparison.json").read_text())
-        debiased = json.loads((run / "results" / "debiased.json").read_text())
-        phases = json.loads((run / "run.json").read_text())["phases"]
+        folder = render.load_run(run)
+        training, comparison, phases = folder.training, folder.comparison, folder.run["phases"]
         report = {
             "config": dataclasses.asdict(cfg),
             "suite": args.suite,
@@ -84,7 +82,7 @@ def main() -> None:
                 "base_cache_hit": phases.get("base", {}).get("cache_hit"),
                 "this_invocation": round(time.perf_counter() - started, 1),
             },
-            "data_sha256": debiased["provenance"]["data_sha256"],
+            "data_sha256": folder.debiased["provenance"]["data_sha256"],
             "libraries": evaluation.library_versions(),
         }
         out_file = RESULTS / (f"gee_{name}_smoke.json" if smoke else f"gee_{name}.json")

@@ -23,6 +23,7 @@ from typing import Any
 from debias import evaluation
 from debias.methods import pcgu
 from debias.train_and_eval import RunSpec, train_and_eval
+from reports import render
 
 RESULTS = Path(__file__).parent / "results"
 TASKS = ["gee_stereoset_report", "gee_crows_pairs", "gee_mmlu_lite", "gee_gsm8k_ppl"]
@@ -99,17 +100,16 @@ def table(results: dict[str, Any]) -> str:
 
 
 def summarize(run: Path, cfg: pcgu.PcguConfig) -> dict[str, Any]:
-    comparison = json.loads((run / "results" / "comparison.json").read_text())
-    state = json.loads((run / "run.json").read_text())
+    folder = render.load_run(run)
     selection = run / "selection.json"
     return {
         "config": dataclasses.asdict(cfg),
         "run": str(run),
-        "training": json.loads((run / "config.json").read_text())["training"],
+        "training": folder.training,
         "selection": json.loads(selection.read_text()) if selection.is_file() else None,
-        "acceptance": acceptance(comparison),
-        "comparison": comparison,
-        "phase_wall_s": {phase: p["wall_s"] for phase, p in state["phases"].items()},
+        "acceptance": acceptance(folder.comparison),
+        "comparison": folder.comparison,
+        "phase_wall_s": {phase: p["wall_s"] for phase, p in folder.run["phases"].items()},
     }
 
 

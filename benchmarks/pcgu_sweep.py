@@ -62,12 +62,8 @@ def run(overrides: dict | None) -> dict:
         torch.manual_seed(cfg.seed)
         trainer = pcgu.PcguTrainer(cfg, model, tokenizer)
         model.train()
-        batches = (len(pairs) + cfg.batch_size - 1) // cfg.batch_size
         for epoch in range(1, cfg.epochs + 1):
-            order = list(range(len(pairs)))
-            random.Random(cfg.seed + epoch).shuffle(order)
-            for b in range(batches):
-                batch = [pairs[i] for i in order[b * cfg.batch_size : (b + 1) * cfg.batch_size]]
+            for b, batch in enumerate(pcgu.epoch_batches(pairs, cfg, epoch)):
                 trainer.step(batch, reselect=cfg.reselect == "batch" or b == 0)
     train_s = time.perf_counter() - started
     gap = pair_gap(model, tokenizer, pairs)

@@ -19,11 +19,13 @@ def compare(
     Documents are paired by ``doc_id``; a metric a document did not produce (e.g. a subgroup rate on a
     document of another subgroup) is skipped for that document in both runs alike.
     """
+    from lm_eval.api.metrics import mean
+
     out: dict[str, list[Comparison]] = {}
     mean_metrics: dict[str, set[str]] = {}  # task -> metrics aggregated by a plain mean (poolable)
     for task in sorted(set(base.get("samples", {})) & set(new.get("samples", {}))):
         aggregations = task_manager.load([task])["tasks"][task].aggregation()
-        mean_metrics[task] = {m for m, agg in aggregations.items() if agg is _lm_eval_mean()}
+        mean_metrics[task] = {m for m, agg in aggregations.items() if agg is mean}
         base_docs, new_docs = _by_doc(base["samples"][task]), _by_doc(new["samples"][task])
         if base_docs.keys() != new_docs.keys():
             raise ValueError(f"{task}: base and debiased runs evaluated different documents")
@@ -67,12 +69,6 @@ def compare(
         out[task] = rows
     out.update(_group_comparisons(base, new, mean_metrics, iters, seed))
     return out
-
-
-def _lm_eval_mean():
-    from lm_eval.api.metrics import mean
-
-    return mean
 
 
 def group_leaves(results: dict[str, Any], group: str) -> list[str]:

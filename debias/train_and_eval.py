@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from debias import evaluation, pipeline
+from debias import evaluation, pipeline, training
 
 PHASES = ("train", "base", "debiased", "compare", "report")
 DEFAULT_SUITE = "gee_bias"
@@ -102,10 +102,7 @@ def _difference(old: dict[str, Any], new: dict[str, Any]) -> str:
     new = json.loads(json.dumps(new))
     changed = []
     for section in ("spec", "method_config"):
-        a, b = old.get(section) or {}, new.get(section) or {}
-        changed += [
-            f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)
-        ]
+        changed += training.settings_difference(old.get(section) or {}, new.get(section) or {})
     return "; ".join(changed[:4]) or "unreadable run.json"
 
 
@@ -139,8 +136,9 @@ def train_and_eval(spec: RunSpec, cfg: Any, out: Path, progress: Progress | None
     if state.done("train"):
         progress.phase(1, "train", "finished earlier, skipped")
     else:
-        # every method keeps its checkpoints under checkpoints/ (GEE: step-N, PCGU: epoch-N)
-        resume = (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir())
+        # every method keeps its checkpoints there (GEE: step-N, PCGU: epoch-N)
+        checkpoints = out / training.CHECKPOINTS
+        resume = checkpoints.is_dir() and any(checkpoints.iterdir())
         progress.phase(
             1, "train", f"{spec.method} adapter" + (" (resuming from checkpoint)" if resume else "")
         )

@@ -24,6 +24,15 @@ DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up
 CHECKPOINTS = "checkpoints"
 
 
+def settings_difference(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """``"field: old -> new"`` per setting that differs: the one-line reason a run folder is refused."""
+    return [
+        f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
+        for k in sorted(set(old) | set(new))
+        if old.get(k) != new.get(k)
+    ]
+
+
 def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)

@@ -238,6 +238,13 @@ class PcguTrainer:
         return {name: (axes[name], torch.tensor(sorted(idx))) for name, idx in self.changed.items()}
 
 
+def epoch_batches(pairs: list[Pair], cfg: PcguConfig, epoch: int) -> list[list[Pair]]:
+    """One epoch's batches, shuffled by the seed and the epoch number alone (so resuming repeats them)."""
+    order = list(range(len(pairs)))
+    random.Random(cfg.seed + epoch).shuffle(order)
+    return [[pairs[i] for i in order[b : b + cfg.batch_size]] for b in range(0, len(order), cfg.batch_size)]
+
+
 def choose_checkpoint(
     base: dict[str, float], epochs: dict[int, dict[str, float]], metric: str, max_lms_drop: float
 ) -> tuple[int, str]:
@@ -274,10 +281,14 @@ def _selection_metrics(results: dict[str, Any], task: str, metric: str) -> dict[
     return {name: float(values[name]) for name in sorted(values) if name.startswith(("ss", "lms", "icat"))}
 
 
+def _epoch_checkpoint(out: Path, epoch: int) -> Path:
+    return out / training.CHECKPOINTS / f"epoch-{epoch}"
+
+
 def _completed_epochs(out: Path, epochs: int) -> int:
     done = 0
     for epoch in range(1, epochs + 1):
-        if not sparse_adapter.is_sparse_adapter(out / "checkpoints" / f"epoch-{epoch}"):
+        if not sparse_adapter.is_sparse_adapter(_epoch_checkpoint(out, epoch)):
             break
         done = epoch
     return done
@@ -302,8 +313,9 @@ def train(cfg: PcguConfig, out: Path, resume: bool = False) -> dict[str, Any]:
     done = 0
     if resume and state_file.is_file():
         previous = json.loads(state_file.read_text())["config"]
-        changed = [f"{k}: {previous.get(k)!r} -> {v!r}" for k, v in settings.items() if previous.get(k) != v]
-        if changed and changed != [f"epochs: {previous.get('epochs')!r} -> {cfg.epochs!r}"]:
+        # more epochs may be asked of a run that stopped early; anything else would mix two runs
+        changed = [c for c in training.settings_difference(previous, settings) if not c.startswith("epochs:")]
+        if changed:
             raise ValueError(f"{out}: started with other settings ({'; '.join(changed)}); use another --out")
         done = _completed_epochs(out, cfg.epochs)
     random.seed(cfg.seed)
@@ -316,7 +328,7 @@ def train(cfg: PcguConfig, out: Path, resume: bool = False) -> dict[str, Any]:
     base_info = {"base_model": cfg.model, "base_weights_sha256": fingerprint.get("weights_sha256")}
     selection: dict[str, Any] = {"task": cfg.select_task, "metric": cfg.select_metric, "epochs": {}}
     if done:
-        last = out / "checkpoints" / f"epoch-{done}"
+        last = _epoch_checkpoint(out, done)
         sparse_adapter.apply(model, last, fingerprint.get("weights_sha256"))
         for name, (_, indices) in sparse_adapter.slices(last).items():
             trainer.changed[name] = set(indices.tolist())
@@ -324,8 +336,8 @@ def train(cfg: PcguConfig, out: Path, resume: bool = False) -> dict[str, Any]:
             kept = json.loads((out / "selection.json").read_text())
             selection["epochs"] = {k: v for k, v in kept.get("epochs", {}).items() if int(k) <= done}
     evaluation.write_json_atomic(state_file, {"config": settings})
-    request = evaluation.EvalRequest(tasks=[cfg.select_task], seed=cfg.seed)
     if cfg.select_task:
+        request = evaluation.EvalRequest(tasks=[cfg.select_task], seed=cfg.seed)
         base_results, _ = pipeline.base_results(cfg.model, request)
         selection["base"] = _selection_metrics(base_results, cfg.select_task, cfg.select_metric)
     from tqdm.auto import tqdm
@@ -338,10 +350,7 @@ def train(cfg: PcguConfig, out: Path, resume: bool = False) -> dict[str, Any]:
     log = training.MetricsLog(out / "metrics.jsonl", truncate_after_step=step if resume else None)
     for epoch in range(done + 1, cfg.epochs + 1):
         model.train()
-        order = list(range(len(pairs)))  # each epoch's order from the seed alone, so resuming repeats it
-        random.Random(cfg.seed + epoch).shuffle(order)
-        for b in range(batches_per_epoch):
-            batch = [pairs[i] for i in order[b * cfg.batch_size : (b + 1) * cfg.batch_size]]
+        for b, batch in enumerate(epoch_batches(pairs, cfg, epoch)):
             started = time.perf_counter()
             metrics = trainer.step(batch, reselect=cfg.reselect == "batch" or b == 0)
             step += 1
@@ -355,9 +364,7 @@ def train(cfg: PcguConfig, out: Path, resume: bool = False) -> dict[str, Any]:
             selection["epochs"][str(epoch)] = _selection_metrics(scored, cfg.select_task, cfg.select_metric)
             evaluation.write_json_atomic(out / "selection.json", selection)
         # the checkpoint last: its presence marks the epoch (and its selection score) as finished
-        sparse_adapter.save(
-            out / "checkpoints" / f"epoch-{epoch}", model, trainer.changed_slices(), base_info
-        )
+        sparse_adapter.save(_epoch_checkpoint(out, epoch), model, trainer.changed_slices(), base_info)
     bar.close()
     if cfg.select_task:
         chosen, why = choose_checkpoint(
@@ -371,7 +378,7 @@ def train(cfg: PcguConfig, out: Path, resume: bool = False) -> dict[str, Any]:
     selection.update(chosen_epoch=chosen, why=why, max_lms_drop=cfg.max_lms_drop)
     evaluation.write_json_atomic(out / "selection.json", selection)
     with atomic_dir(out / "adapter") as tmp:
-        for item in (out / "checkpoints" / f"epoch-{chosen}").iterdir():
+        for item in _epoch_checkpoint(out, chosen).iterdir():
             shutil.copy2(item, tmp / item.name)
     size = sparse_adapter.size(out / "adapter")
     summary = {
