@@ -57,7 +57,7 @@ class PcguConfig:
     # units to update per selection: a fraction (<= 1; 1.0 = every unit, no partitioning) or a count (> 1)
     k: float = 0.01
     update: Update = "advantaged"
-    # The token embedding / LM head rows of the target words (" she", " man" ...) always have opposed
+    # The token embedding / LM head rows of the target words (" she", " man" ...) have nearly opposed
     # gradients, so top-k picks them first; changing them moves those words in *every* context.
     update_embeddings: bool = False
     reselect: Literal["batch", "epoch"] = "batch"
