@@ -26,7 +26,7 @@ def cmd_model_path(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from debias import evaluation, pipeline
+    from debias import evaluation, pipeline, run_folder
 
     request = evaluation.EvalRequest(
         tasks=[t for t in args.tasks.split(",") if t],
@@ -38,7 +38,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     results = pipeline.evaluate_spec(args.model, request, args.adapter)
     if args.out:
         out = Path(args.out)
-        evaluation.write_results(results, out / "results.json", out / "samples")
+        run_folder.write_results(results, out / "results.json", out / "samples")
         print(f"wrote {out / 'results.json'}", file=sys.stderr)
     for task, metrics in evaluation.summary(results).items():
         for name, value in sorted(metrics.items()):
@@ -48,12 +48,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from debias.config_cli import dataclass_from_args
-    from debias.methods import config_class, method_module
+    from debias.methods import config_class
+    from debias.train_and_eval import train_adapter
 
     cfg = dataclass_from_args(config_class(args.method), args, args.config)
-    module = method_module(args.method)
     try:
-        summary = module.train(cfg, Path(args.out), resume=args.resume)
+        summary = train_adapter(args.method, cfg, Path(args.out), resume=args.resume)
     except KeyboardInterrupt:
         print("interrupted: checkpoint saved; continue with the same command plus --resume", file=sys.stderr)
         return 130
@@ -69,9 +69,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_train_and_eval(args: argparse.Namespace) -> int:
     from debias import train_and_eval as job
     from debias.config_cli import dataclass_from_args
-    from debias.methods import config_class, method_module
+    from debias.methods import config_class, recipe_class
+    from reports.render import write_report
 
-    preset = getattr(method_module(args.method), "QUICK", {}) if args.quick else None
+    preset = recipe_class(args.method).quick if args.quick else None
     cfg = dataclass_from_args(config_class(args.method), args, args.config, preset=preset)
     limit = args.limit if args.limit is not None else (job.QUICK_LIMIT if args.quick else None)
     spec = job.RunSpec(
@@ -85,7 +86,7 @@ def cmd_train_and_eval(args: argparse.Namespace) -> int:
     )
     out = Path(args.out or f"runs/{args.method}{'-quick' if args.quick else ''}")
     try:
-        report = job.train_and_eval(spec, cfg, out)
+        report = job.train_and_eval(spec, cfg, out, render=write_report)
     except KeyboardInterrupt:
         print(
             f"interrupted: {out} keeps every finished phase; run the same command again to continue",
@@ -211,8 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "limit", None) is not None and args.limit >= 1:
         args.limit = int(args.limit)
     from debias.models import ModelResolutionError
+    from debias.run_folder import RunFolderError as ReportError
     from harness_tasks._data import DataFileError, set_data_dir
-    from reports.render import ReportError
 
     try:
         if getattr(args, "data_dir", None):

@@ -18,6 +18,7 @@ import torch
 from lm_eval.models.huggingface import HFLM
 
 from debias import evaluation, models
+from debias.atomic import write_json_atomic
 from harness_tasks.crows_pairs.lm_eval_reference import REFERENCE_TASK, builtin_crows_config
 
 OUT = Path(__file__).parent / "results" / "crows_vs_lm_eval.json"
@@ -55,7 +56,7 @@ def main() -> None:
         "torch_threads": torch.get_num_threads(),
         "libraries": evaluation.library_versions(),
     }
-    evaluation.write_json_atomic(OUT, report)
+    write_json_atomic(OUT, report)
     print(json.dumps(report, indent=2))
 
 

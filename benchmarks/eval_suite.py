@@ -25,26 +25,47 @@ import torch
 from lm_eval.models.huggingface import HFLM
 
 from debias import evaluation, models, pipeline
+from debias.atomic import write_json_atomic
 from harness_tasks.crows_pairs.lm_eval_reference import builtin_crows_config
 
 OUT = Path(__file__).parent / "results" / "eval_suite.json"
 
 
+def encoded_requests(lm: HFLM, instances: list) -> list[tuple[list[int], list[int]]]:
+    """(context, continuation) token ids of each log-likelihood request, as HFLM itself encodes them.
+
+    lm-eval has no public encode-only entry point: ``TemplateLM.loglikelihood`` encodes each request
+    (empty context -> ``prefix_token_id``, else ``_encode_pair``) and hands the encodings straight to
+    ``_loglikelihood_tokens``, the scorer. So this calls ``loglikelihood`` itself with that one method
+    replaced, on this instance and for this call only, by a recorder that scores nothing.
+    """
+    captured: list[tuple[list[int], list[int]]] = []
+
+    def record(requests, **_):
+        captured.extend((context_enc, continuation_enc) for _, context_enc, continuation_enc in requests)
+        return [(0.0, False)] * len(requests)
+
+    lm._loglikelihood_tokens = record  # an instance attribute shadows HFLM's method
+    try:
+        lm.loglikelihood(instances, disable_tqdm=True)
+    finally:
+        del lm._loglikelihood_tokens
+    return captured
+
+
 def suite_sequences(lm: HFLM, manager, tasks: list, limit: int | None) -> list[list[int]]:
     """Model inputs of every log-likelihood request of ``tasks``, exactly as HFLM builds them."""
     loaded = manager.load(tasks)["tasks"]
-    sequences: set[tuple[int, ...]] = set()
+    instances = []
     for task in loaded.values():
         task.build_all_requests(limit=limit, rank=0, world_size=1)
-        for inst in task.instances:
-            if inst.request_type != "loglikelihood":
-                raise SystemExit(f"{task.config.task}: floor only covers log-likelihood requests")
-            context, continuation = inst.args
-            if context == "":
-                ctx, cont = [lm.prefix_token_id], lm.tok_encode(continuation, add_special_tokens=False)
-            else:
-                ctx, cont = lm._encode_pair(context, continuation)
-            sequences.add(tuple((ctx + cont)[-(lm.max_length + 1) :][:-1]))
+        if any(inst.request_type != "loglikelihood" for inst in task.instances):
+            raise SystemExit(f"{task.config.task}: floor only covers log-likelihood requests")
+        instances += task.instances
+    # the input HFLM._loglikelihood_tokens feeds the model: truncated from the left, last token dropped
+    sequences = {
+        tuple((ctx + cont)[-(lm.max_length + 1) :][:-1]) for ctx, cont in encoded_requests(lm, instances)
+    }
     return sorted((list(s) for s in sequences), key=len, reverse=True)
 
 
@@ -85,7 +106,7 @@ def main() -> None:
     evaluation.evaluate(model, tokenizer, evaluation.EvalRequest(tasks=["gee_crows_pairs"], limit=8), path)
     results, suite_s = timed(lambda: pipeline.evaluate_spec(args.model, request))
     # the timed run doubles as the cached base evaluation that debiasing comparisons reuse
-    evaluation.write_json_atomic(pipeline.base_cache_path(args.model, request), results)
+    pipeline.store_base_results(args.model, request, results)
     sequences = suite_sequences(lm, manager, [args.suite], args.limit)
     floor_s = forward_floor(model, sequences, args.batch_size, tokenizer.pad_token_id or 0)
 
@@ -125,7 +146,7 @@ def main() -> None:
         "torch_threads": torch.get_num_threads(),
         "libraries": evaluation.library_versions(),
     }
-    evaluation.write_json_atomic(OUT, report)
+    write_json_atomic(OUT, report)
     print(json.dumps(report, indent=2))
 
 

@@ -1,8 +1,8 @@
 """GEE on the default model: held-out entropy gap and every gee_bias metric, before vs after.
 
 For each configuration (the recommended defaults = pure-gap mode, and the L2 mode) this is one
-``train-and-eval`` run in runs/gee-<name>/ (train → base evaluation, cached → debiased evaluation →
-paired bootstrap → report; rerunning resumes or just re-reads it). Writes
+``train-and-eval`` run in runs/gee-<name>/ (train → select → base evaluation, cached → debiased
+evaluation → paired bootstrap → report.html; rerunning resumes or just re-reads it). Writes
 benchmarks/results/gee_<name>.json and prints a markdown table. Usage:
 
     DEBIAS_DATA_DIR=../shared/data python benchmarks/gee_results.py [--suite gee_bias] [--limit N]
@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from debias import evaluation
+from debias import evaluation, run_folder
+from debias.atomic import write_json_atomic
 from debias.methods import gee
 from debias.train_and_eval import RunSpec, train_and_eval
 from reports import render
@@ -52,12 +53,12 @@ def main() -> None:
 
     smoke = args.limit is not None
     for name in args.configs:
-        cfg = gee.GeeConfig(**CONFIGS[name], **(gee.QUICK if smoke else {}))
+        cfg = gee.GeeConfig(**CONFIGS[name], **(gee.GeeRecipe.quick if smoke else {}))
         run = args.runs / (f"gee-{name}-smoke" if smoke else f"gee-{name}")
         spec = RunSpec(method="gee", tasks=[args.suite], limit=args.limit, iters=args.iters)
         started = time.perf_counter()
-        train_and_eval(spec, cfg, run)
-        folder = render.load_run(run)
+        train_and_eval(spec, cfg, run, render=render.write_report)
+        folder = run_folder.load(run)
         training, comparison, phases = folder.training, folder.comparison, folder.run["phases"]
         report = {
             "config": dataclasses.asdict(cfg),
@@ -86,7 +87,7 @@ def main() -> None:
             "libraries": evaluation.library_versions(),
         }
         out_file = RESULTS / (f"gee_{name}_smoke.json" if smoke else f"gee_{name}.json")
-        evaluation.write_json_atomic(out_file, report)
+        write_json_atomic(out_file, report)
         print(
             f"## GEE {name}: held-out gap {training['probe_before']['gap']:.4f} -> "
             f"{training['probe_after']['gap']:.4f} ({100 * training['gap_reduction']:.1f} % lower)"

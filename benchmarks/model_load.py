@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from debias import evaluation, models
+from debias.atomic import write_json_atomic
 
 OUT = Path(__file__).parent / "results" / "model_load.json"
 
@@ -32,7 +33,7 @@ def main(repeats: int = 5) -> None:
         "repeats": repeats,
         "libraries": evaluation.library_versions(),
     }
-    evaluation.write_json_atomic(OUT, report)
+    write_json_atomic(OUT, report)
     print(json.dumps(report, indent=2))
 
 

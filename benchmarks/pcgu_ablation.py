@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
 from pathlib import Path
 from typing import Any
 
-from debias import evaluation, pipeline, sparse_adapter
+from debias import evaluation, pipeline, run_folder, sparse_adapter
+from debias.atomic import write_json_atomic
 from debias.methods import pcgu
+from debias.run_folder import RunFolder
+from debias.train_and_eval import train_adapter
 
 RESULTS = Path(__file__).parent / "results"
 SELECT, PPL = "gee_stereoset_select", "gee_gsm8k_ppl"
@@ -38,12 +40,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/pcgu-all-epoch1"))
     args = parser.parse_args()
 
-    topk_cfg = pcgu.PcguConfig(**json.loads((args.topk_run / "train_state.json").read_text())["config"])
-    checkpoint = args.topk_run / "checkpoints" / "epoch-1"
+    topk, out = RunFolder(args.topk_run), RunFolder(args.out)
+    topk_cfg = pcgu.PcguConfig(**run_folder.read_json(topk.config)["config"])
+    candidates = pcgu.PcguRecipe(topk_cfg, topk).candidates()  # read from the folder; no setup needed
+    if not candidates:
+        raise SystemExit(f"{topk.path}: no finished epoch checkpoint (run pcgu_results.py first)")
+    first = candidates[0]  # epoch 1: the same pairs, batches and steps as the one-epoch arm below
+    checkpoint = first.path
     all_cfg = dataclasses.replace(topk_cfg, k=1.0, epochs=1, select_task="")
     started = time.perf_counter()
-    if not sparse_adapter.is_sparse_adapter(args.out / "adapter"):
-        pcgu.train(all_cfg, args.out)
+    if not sparse_adapter.is_sparse_adapter(out.adapter):  # no selection task: keeps the last epoch
+        train_adapter("pcgu", all_cfg, out, resume=out.has_checkpoints())
     train_s = time.perf_counter() - started
 
     arms: dict[str, dict[str, Any]] = {}
@@ -53,33 +60,36 @@ def main() -> None:
     base_ppl, _ = pipeline.base_results(topk_cfg.model, evaluation.EvalRequest(tasks=[PPL]))
     arms["base"] = {**scores(base_select), **scores(base_ppl)}
     # the partitioned arm's select-half scores are the ones its own model selection recorded for epoch 1
-    selection = json.loads((args.topk_run / "selection.json").read_text())
+    selection = run_folder.read_json(topk.selection)
     topk_ppl = pipeline.evaluate_spec(topk_cfg.model, evaluation.EvalRequest(tasks=[PPL]), adapter=checkpoint)
-    arms["top-k (k = 1 %)"] = {SELECT: selection["epochs"]["1"], **scores(topk_ppl)}
+    arms["top-k (k = 1 %)"] = {
+        SELECT: selection[f"{pcgu.PcguRecipe.unit}s"][first.label],
+        **scores(topk_ppl),
+    }
     all_results = pipeline.evaluate_spec(
         topk_cfg.model,
         evaluation.EvalRequest(tasks=[SELECT, PPL], seed=topk_cfg.seed),
-        adapter=args.out / "adapter",
+        adapter=out.adapter,
     )
     arms["all weights (k = 1.0)"] = scores(all_results)
     units = {
         "top-k (k = 1 %)": sparse_adapter.units(checkpoint),
-        "all weights (k = 1.0)": sparse_adapter.units(args.out / "adapter"),
+        "all weights (k = 1.0)": sparse_adapter.units(out.adapter),
     }
     sizes = {
         "top-k (k = 1 %)": sparse_adapter.size(checkpoint),
-        "all weights (k = 1.0)": sparse_adapter.size(args.out / "adapter"),
+        "all weights (k = 1.0)": sparse_adapter.size(out.adapter),
     }
     payload = {
         "config": dataclasses.asdict(all_cfg) | {"k": "1.0 (all) vs " + str(topk_cfg.k)},
-        "steps": json.loads((args.out / "config.json").read_text())["training"]["steps"],
+        "steps": run_folder.read_json(out.config)["training"]["steps"],
         "arms": arms,
         "changed_units": units,
         "adapter_bytes": sizes,
         "all_weights_train_s": round(train_s, 1),
         "libraries": evaluation.library_versions(),
     }
-    evaluation.write_json_atomic(RESULTS / "pcgu_ablation.json", payload)
+    write_json_atomic(RESULTS / "pcgu_ablation.json", payload)
     names = list(arms)
     print("| task | metric | " + " | ".join(names) + " |")
     print("|---|---|" + "---:|" * len(names))

@@ -20,7 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from debias import evaluation
+from debias import evaluation, run_folder
+from debias.atomic import write_json_atomic
+from debias.config_cli import add_dataclass_arguments, dataclass_from_args
 from debias.methods import pcgu
 from debias.train_and_eval import RunSpec, train_and_eval
 from reports import render
@@ -99,14 +101,38 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def parse_overrides(items: list[str]) -> argparse.Namespace:
+    """``--set FIELD=VALUE`` items, parsed as the config's own flags (``debias.config_cli``).
+
+    ``FIELD=VALUE`` becomes ``--field=VALUE``, so each value goes through the field's type as ``cli.py``
+    converts it. A bool field's flag takes no value (``--field`` / ``--no-field``), so for those alone
+    the word true/false picks which of the two flags is passed.
+    """
+    parser = argparse.ArgumentParser(prog="--set", add_help=False)
+    add_dataclass_arguments(parser, pcgu.PcguConfig)
+    actions = {a.dest: a for a in parser._actions}
+    flags = []
+    for item in items:
+        field, eq, value = item.partition("=")
+        if not eq or field not in actions:
+            parser.error(f"{item!r}: expected FIELD=VALUE with FIELD a PcguConfig field")
+        flag = actions[field].option_strings[0]
+        if isinstance(actions[field], argparse.BooleanOptionalAction):
+            if value.lower() not in ("true", "false"):
+                parser.error(f"{item!r}: {field} is a bool, give true or false")
+            flags.append(flag if value.lower() == "true" else "--no-" + flag[2:])
+        else:
+            flags.append(f"{flag}={value}")
+    return parser.parse_args(flags)
+
+
 def summarize(run: Path, cfg: pcgu.PcguConfig) -> dict[str, Any]:
-    folder = render.load_run(run)
-    selection = run / "selection.json"
+    folder = run_folder.load(run)
     return {
         "config": dataclasses.asdict(cfg),
         "run": str(run),
         "training": folder.training,
-        "selection": json.loads(selection.read_text()) if selection.is_file() else None,
+        "selection": folder.selection,
         "acceptance": acceptance(folder.comparison),
         "comparison": folder.comparison,
         "phase_wall_s": {phase: p["wall_s"] for phase, p in folder.run["phases"].items()},
@@ -127,29 +153,25 @@ def main() -> None:
         help="override a config field (smoke tests)",
     )
     args = parser.parse_args()
-    overrides = {}
-    for item in args.set:
-        field, _, value = item.partition("=")
-        kind = type(getattr(pcgu.PcguConfig(), field))
-        overrides[field] = kind(value)
+    overrides = parse_overrides(args.set)
 
     out_file = RESULTS / (
-        "pcgu_results_smoke.json" if args.limit is not None or overrides else "pcgu_results.json"
+        "pcgu_results_smoke.json" if args.limit is not None or vars(overrides) else "pcgu_results.json"
     )
     results: dict[str, Any] = {"tasks": TASKS, "limit": args.limit, "variants": {}}
     if out_file.is_file():  # keep variants measured by an earlier invocation
         results["variants"] = json.loads(out_file.read_text()).get("variants", {})
     for name in args.variants:
-        cfg = pcgu.PcguConfig(**{**VARIANTS[name], **overrides})
-        smoke = args.limit is not None or bool(overrides)
+        cfg = dataclass_from_args(pcgu.PcguConfig, overrides, preset=VARIANTS[name])
+        smoke = args.limit is not None or bool(vars(overrides))
         run = args.runs / (f"pcgu-{name}-smoke" if smoke else f"pcgu-{name}")
         spec = RunSpec(method="pcgu", tasks=TASKS, limit=args.limit, iters=args.iters)
         started = time.perf_counter()
-        train_and_eval(spec, cfg, run)
+        train_and_eval(spec, cfg, run, render=render.write_report)
         results["variants"][name] = summarize(run, cfg)
         results["variants"][name]["this_invocation_s"] = round(time.perf_counter() - started, 1)
         results["libraries"] = evaluation.library_versions()
-        evaluation.write_json_atomic(out_file, results)
+        write_json_atomic(out_file, results)
         print(f"## PCGU {name}: {json.dumps(results['variants'][name]['acceptance'])}")
     print(table(results))
 

@@ -15,9 +15,12 @@ import time
 from pathlib import Path
 
 import torch
+from pcgu_reference import naive_select_units
 
-from debias import evaluation, models, partition
+from debias import evaluation, models
+from debias.atomic import write_json_atomic
 from debias.methods import pcgu
+from debias.methods.pcgu import partition
 
 OUT = Path(__file__).parent / "results" / "pcgu_step.json"
 
@@ -37,8 +40,8 @@ def main() -> None:
     prefixes = [p.prefix for p in batch]
     lp_a = pcgu.target_logprobs(model, tokenizer, prefixes, [p.advantaged for p in batch])
     lp_d = pcgu.target_logprobs(model, tokenizer, prefixes, [p.disadvantaged for p in batch])
-    ga = dict(zip([u.name for u in trainer.units], pcgu._grads(lp_a.sum(), trainer.params), strict=True))
-    gd = dict(zip([u.name for u in trainer.units], pcgu._grads(lp_d.sum(), trainer.params), strict=True))
+    ga = dict(zip([u.name for u in trainer.units], pcgu.param_grads(lp_a.sum(), trainer.params), strict=True))
+    gd = dict(zip([u.name for u in trainer.units], pcgu.param_grads(lp_d.sum(), trainer.params), strict=True))
 
     fast_s, slow_s = [], []
     for _ in range(args.repeats):  # interleaved, so machine noise hits both alike; medians compared
@@ -46,7 +49,7 @@ def main() -> None:
         fast = partition.select_units(trainer.units, ga, gd, args.k)
         fast_s.append(time.perf_counter() - start)
         start = time.perf_counter()
-        slow = partition.naive_select_units(trainer.units, ga, gd, args.k)
+        slow = naive_select_units(trainer.units, ga, gd, args.k)
         slow_s.append(time.perf_counter() - start)
     same = fast.keys() == slow.keys() and all(torch.equal(fast[n], slow[n]) for n in fast)
 
@@ -74,7 +77,7 @@ def main() -> None:
         "torch_threads": torch.get_num_threads(),
         "libraries": evaluation.library_versions(),
     }
-    evaluation.write_json_atomic(OUT, report)
+    write_json_atomic(OUT, report)
     print(report)
 
 

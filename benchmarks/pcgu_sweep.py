@@ -1,10 +1,11 @@
 """PCGU design sweep: one epoch per configuration, scored on the gender examples of StereoSet's select half.
 
 How the defaults (pair set, learning rate, frozen embeddings) were chosen: each configuration trains one
-epoch from the base model (the same loop as ``pcgu.train``: seeded shuffle, per-batch reselection) and
-is scored on the 196 gender examples of gee_stereoset_select (~25 s; the report half is never used
-here), plus the mean log-prob gap of its own training pairs. Every configuration is deterministic
-(a repeated configuration gave identical numbers). Usage, one JSON object per configuration:
+epoch from the base model (``PcguRecipe`` itself, in a temporary run folder: seeded shuffle, per-batch
+reselection, no model selection) and is scored on the 196 gender examples of gee_stereoset_select
+(~25 s; the report half is never used here), plus the mean log-prob gap of its own training pairs.
+Every configuration is deterministic (a repeated configuration gave identical numbers). Usage, one JSON
+object per configuration:
 
     DEBIAS_DATA_DIR=../shared/data python benchmarks/pcgu_sweep.py '{"pairs": "attributes", "lr": 1e-3}' ...
 
@@ -15,8 +16,8 @@ benchmarks/results/pcgu_sweep.jsonl.
 from __future__ import annotations
 
 import json
-import random
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -52,22 +53,23 @@ def pair_gap(model, tokenizer, pairs: list[pcgu.Pair]) -> tuple[float, float]:
 
 
 def run(overrides: dict | None) -> dict:
-    cfg = pcgu.PcguConfig(**{"epochs": 1, **(overrides or {})})
+    # the sweep scores the trained model itself: no per-epoch model selection
+    cfg = pcgu.PcguConfig(**{"epochs": 1, **(overrides or {}), "select_task": ""})
     path = models.resolve(cfg.model)
-    model, tokenizer = models.load(cfg.model)
-    pairs = pcgu.load_pairs(cfg.pairs)
-    started = time.perf_counter()
-    if overrides is not None:
-        random.seed(cfg.seed)
-        torch.manual_seed(cfg.seed)
-        trainer = pcgu.PcguTrainer(cfg, model, tokenizer)
-        model.train()
-        for epoch in range(1, cfg.epochs + 1):
-            for b, batch in enumerate(pcgu.epoch_batches(pairs, cfg, epoch)):
-                trainer.step(batch, reselect=cfg.reselect == "batch" or b == 0)
-    train_s = time.perf_counter() - started
-    gap = pair_gap(model, tokenizer, pairs)
+    with tempfile.TemporaryDirectory(prefix="pcgu-sweep-") as out:
+        if overrides is None:  # the base model: nothing to train
+            model, tokenizer = models.load(cfg.model)
+            pairs = pcgu.load_pairs(cfg.pairs)
+            train_s = 0.0
+        else:
+            recipe = pcgu.PcguRecipe(cfg, Path(out))
+            recipe.setup()
+            started = time.perf_counter()
+            recipe.train()  # the model is trained in place (and its epoch checkpoint written to ``out``)
+            train_s = time.perf_counter() - started
+            model, tokenizer, pairs = recipe.model, recipe.tokenizer, recipe.pairs
     model.eval()
+    gap = pair_gap(model, tokenizer, pairs)
     request = evaluation.EvalRequest(tasks=[select_gender_task()], log_samples=False)
     values = next(
         iter(evaluation.summary(evaluation.evaluate(model, tokenizer, request, str(path))).values())

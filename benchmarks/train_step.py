@@ -33,7 +33,7 @@ def _rss_mb() -> float:
 
 def memory_probe(variant: str, batch: int, seq: int, vocab: int) -> None:
     """Run in a subprocess: entropy + backward on [batch, seq, vocab] logits, print peak RSS growth."""
-    from debias import losses
+    from debias.methods.gee import losses
 
     torch.manual_seed(0)
     logits = torch.randn(batch, seq, vocab, requires_grad=True)
@@ -130,7 +130,7 @@ def main() -> None:
         },
         "torch_threads": torch.get_num_threads(),
     }
-    from debias.evaluation import write_json_atomic
+    from debias.atomic import write_json_atomic
 
     write_json_atomic(OUT, report)
     print(json.dumps(report, indent=2))

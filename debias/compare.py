@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from debias.stats import Comparison, paired_bootstrap, paired_bootstrap_joint
+from harness_tasks._aggregation import joint_hook
 
 
 def _by_doc(samples: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
@@ -36,9 +37,9 @@ def compare(
             ids = [d for d in doc_ids if metric in base_docs[d] and metric in new_docs[d]]
             if not ids:
                 continue
-            joint = getattr(aggregate, "joint", None)
-            if joint is not None and ids == doc_ids:
-                prepare = getattr(aggregate, "prepare", None)
+            hook = joint_hook(aggregate)
+            if hook is not None and ids == doc_ids:
+                joint, prepare = hook
                 joint_groups.setdefault(id(joint), (joint, prepare, []))[2].append(metric)
                 continue
             rows.append(

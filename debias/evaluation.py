@@ -7,15 +7,14 @@ result file that says exactly what was measured (model hash, data sha256s, task 
 
 from __future__ import annotations
 
-import json
-import os
 import platform
-import tempfile
 import time
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
+
+from debias.run_folder import summary  # noqa: F401  (re-exported: how callers read a results dict)
 
 LIBRARIES = ("lm_eval", "torch", "transformers", "peft", "accelerate", "datasets")
 
@@ -112,44 +111,3 @@ def library_versions() -> dict[str, str]:
         except importlib_metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
-
-
-def summary(results: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """{task: {metric: value}} without stderr entries; the default ``none`` filter suffix is dropped."""
-    out: dict[str, dict[str, float]] = {}
-    for task, metrics in results.get("results", {}).items():
-        for key, value in metrics.items():
-            name, _, filter_name = key.partition(",")
-            if filter_name and not name.endswith("_stderr") and isinstance(value, int | float):
-                # keep the filter when it is not lm-eval's default: GSM8K has strict and flexible matches
-                out.setdefault(task, {})[name if filter_name == "none" else key] = value
-    return out
-
-
-def write_results(results: dict[str, Any], results_file: Path, samples_dir: Path) -> None:
-    """The result file without its per-sample logs, and one compact ``<task>.json`` per task beside it.
-
-    Samples are kept out of the result file: for gee_bias they are ~70 MB, the metrics a few kB.
-    """
-    results = dict(results)
-    for task, rows in results.pop("samples", {}).items():
-        write_json_atomic(samples_dir / f"{task}.json", rows, compact=True)
-    write_json_atomic(results_file, results)
-
-
-def write_json_atomic(path: Path, payload: Any, compact: bool = False) -> None:
-    """Write-then-rename, so a crash or Ctrl-C never leaves a half-written result file.
-
-    ``compact`` drops the indentation: per-sample logs are read by programs, and indenting a 70 MB log
-    adds a third to its size.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=None if compact else 2, default=str)
-            fh.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

@@ -13,9 +13,9 @@ takes ~30 s while loading the saved checkpoint takes well under a second.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from debias.atomic import atomic_dir
+from harness_tasks._io import cache_root  # noqa: F401  (re-exported: where converted models live)
 
 if TYPE_CHECKING:
     import torch
@@ -54,16 +55,6 @@ ALIASES: dict[str, WheelGguf] = {
         sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     ),
 }
-
-
-def cache_root() -> Path:
-    """Where converted checkpoints live: ``DEBIAS_CACHE`` or the platform's user cache dir."""
-    env = os.environ.get("DEBIAS_CACHE")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("debias-harness"))
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -134,7 +125,12 @@ def _cached_conversion(name: str, build) -> Path:
 
     The folder only ever appears complete: it is built under a temp name in the same directory and
     renamed into place, so a crash leaves nothing a later run could mistake for a model.
+
+    The build runs under a forked RNG: converting builds a randomly initialised model first, and a
+    caller that seeded before resolving (a training run) would otherwise draw its LoRA initialisation
+    from a different state on the first run on a machine than on every later one.
     """
+    import torch
     from filelock import FileLock
 
     root = cache_root() / "models"
@@ -146,7 +142,7 @@ def _cached_conversion(name: str, build) -> Path:
         if (final / SOURCE_FILE).is_file():  # another process finished while we waited
             return final
         # an existing folder without SOURCE_FILE is incomplete and not ours: atomic_dir replaces it
-        with atomic_dir(final) as tmp:
+        with atomic_dir(final) as tmp, torch.random.fork_rng(devices=[]):
             build(tmp)
     return final
 
@@ -211,14 +207,44 @@ def _convert_gguf(gguf: Path, gguf_sha256: str, out: Path, origin: str) -> None:
 
 
 def model_fingerprint(path: Path) -> dict:
-    """Identify a checkpoint for result files: recorded at conversion, else hashed from its weights."""
+    """Identify a checkpoint for result files: recorded at conversion, else hashed from its weights.
+
+    Hashing a 7B model's weights takes minutes, and one run asks for the fingerprint in several places
+    (cache key, adapter provenance, result files): it is computed once per process for each state of
+    the folder's weight files (name, size, mtime), so a changed file is re-hashed.
+    """
+    path = Path(path)
     source = path / SOURCE_FILE
     if source.is_file():
         return json.loads(source.read_text())
-    return {
-        "origin": str(path),
-        "weights_sha256": {w.name: sha256_file(w) for w in sorted(path.glob("*.safetensors"))},
-    }
+    weights = sorted(path.glob("*.safetensors"))
+    key = (str(path.resolve()), tuple((w.name, w.stat().st_size, w.stat().st_mtime_ns) for w in weights))
+    if key not in _FINGERPRINTS:
+        hashes = {w.name: sha256_file(w) for w in weights}
+        _FINGERPRINTS[key] = {"origin": str(path), "weights_sha256": hashes}
+    return copy.deepcopy(_FINGERPRINTS[key])  # a copy: callers may annotate theirs
+
+
+_FINGERPRINTS: dict[tuple, dict] = {}
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A resolved model: the spec the user gave, its local checkpoint folder and its fingerprint."""
+
+    spec: str
+    path: Path
+    fingerprint: dict
+
+    @property
+    def weights_sha256(self) -> dict[str, str] | None:
+        return self.fingerprint.get("weights_sha256")
+
+
+def reference(spec: str) -> ModelRef:
+    """Resolve ``spec`` once into what every later step needs (path for loading, hash for provenance)."""
+    path = resolve(spec)
+    return ModelRef(spec, path, model_fingerprint(path))
 
 
 def load(

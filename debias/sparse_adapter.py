@@ -1,9 +1,14 @@
 """PCGU's artefact: only the rows/columns training changed, in safetensors, plus the base model they fit.
 
 Layout of an adapter folder:
-    adapter_config.json   {"format": "debias-sparse-v1", "base_model": spec, "base_weights_sha256": {...},
-                           "params": {name: {"axis": 0 | 1 | null, "units": n}}, "bytes": ...}
-    adapter.safetensors   "<name>::indices" (int64) and "<name>::values" (the trained slices)
+    sparse_adapter.json         {"format": "debias-sparse-v1", "base_model": spec,
+                                 "base_weights_sha256": {...},
+                                 "params": {name: {"axis": 0 | 1 | null, "units": n}}, "bytes": ...}
+    sparse_adapter.safetensors  "<name>::indices" (int64) and "<name>::values" (the trained slices)
+
+The names are our own: peft recognises a folder by ``adapter_config.json``, and a sparse adapter under
+that name made peft's tools try (and fail) to load it. Folders written before the rename
+(``adapter_config.json`` with this format + ``adapter.safetensors``) are still read.
 
 The trained *values* of the changed slices are stored rather than their deltas: ``base + (trained − base)``
 is not always bit-identical to ``trained`` in float32, and loading must reproduce the trained weights
@@ -22,18 +27,26 @@ from safetensors.torch import load_file, save_file
 from debias.atomic import atomic_dir
 
 FORMAT = "debias-sparse-v1"
-CONFIG = "adapter_config.json"
-WEIGHTS = "adapter.safetensors"
+CONFIG = "sparse_adapter.json"
+WEIGHTS = "sparse_adapter.safetensors"
+_LEGACY = ("adapter_config.json", "adapter.safetensors")  # written before the rename
+
+
+def _files(folder: Path) -> tuple[Path, Path] | None:
+    """(config, weights) of a sparse adapter folder, new names first; None if it holds none."""
+    for config, weights in ((CONFIG, WEIGHTS), _LEGACY):
+        path = Path(folder) / config
+        if path.is_file():
+            try:
+                if json.loads(path.read_text()).get("format") == FORMAT:
+                    return path, Path(folder) / weights
+            except (json.JSONDecodeError, AttributeError):
+                return None
+    return None
 
 
 def is_sparse_adapter(folder: Path) -> bool:
-    config = Path(folder) / CONFIG
-    if not config.is_file():
-        return False
-    try:
-        return json.loads(config.read_text()).get("format") == FORMAT
-    except json.JSONDecodeError:
-        return False
+    return _files(folder) is not None
 
 
 def save(
@@ -73,13 +86,15 @@ def apply(
     slices trained on another base would silently produce a different model.
     """
     folder = Path(folder)
-    if not is_sparse_adapter(folder):
+    files = _files(folder)
+    if files is None:
         raise ValueError(f"{folder}: not a sparse (PCGU) adapter folder ({CONFIG} with format {FORMAT})")
-    config = json.loads((folder / CONFIG).read_text())
+    config_file, weights_file = files
+    config = json.loads(config_file.read_text())
     recorded = config.get("base_weights_sha256")
     if expected_weights and recorded and recorded != expected_weights:
         raise ValueError(f"{folder}: trained on base weights {recorded}, not this model's {expected_weights}")
-    tensors = load_file(str(folder / WEIGHTS))
+    tensors = load_file(str(weights_file))
     params = dict(model.named_parameters())
     with torch.no_grad():
         for name, spec in config["params"].items():
@@ -94,18 +109,25 @@ def apply(
     return model
 
 
+def _read(folder: Path) -> tuple[dict[str, Any], Path]:
+    files = _files(folder)
+    if files is None:
+        raise ValueError(f"{folder}: not a sparse (PCGU) adapter folder ({CONFIG} with format {FORMAT})")
+    return json.loads(files[0].read_text()), files[1]
+
+
 def slices(folder: Path) -> dict[str, tuple[int | None, torch.Tensor]]:
     """{name: (axis, unit indices)} of an adapter: what ``save`` was given, to resume a run from it."""
-    config = json.loads((Path(folder) / CONFIG).read_text())
-    tensors = load_file(str(Path(folder) / WEIGHTS))
+    config, weights = _read(folder)
+    tensors = load_file(str(weights))
     return {name: (spec["axis"], tensors[f"{name}::indices"]) for name, spec in config["params"].items()}
 
 
 def size(folder: Path) -> int:
-    return (Path(folder) / WEIGHTS).stat().st_size
+    return _read(folder)[1].stat().st_size
 
 
 def units(folder: Path) -> int:
     """Changed units (rows, columns or whole 1-D parameters) the adapter holds."""
-    config = json.loads((Path(folder) / CONFIG).read_text())
+    config, _ = _read(folder)
     return sum(int(spec["units"]) for spec in config["params"].values())

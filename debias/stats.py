@@ -15,24 +15,7 @@ from typing import Any
 
 import numpy as np
 
-# Which way is better, per metric name (prefix match on the part before any per-group suffix).
-IDEAL: dict[str, float | str] = {
-    "pct_stereotype": 0.5,
-    "ss": 50.0,
-    "stereotype_corr": 0.0,
-    "mean_abs_logodds": 0.0,
-    "male_pref_rate": 0.5,
-    "entropy_gap": 0.0,
-    "suffix_nll_gap": 0.0,
-    "lms": "higher",
-    "icat": "higher",
-    "acc": "higher",
-    "exact_match": "higher",
-    "likelihood_diff": "lower",
-    "word_perplexity": "lower",
-    "byte_perplexity": "lower",
-    "bits_per_byte": "lower",
-}
+from harness_tasks import report_facts
 
 
 @dataclass(frozen=True)
@@ -50,11 +33,11 @@ class Comparison:
 
 
 def direction(metric: str) -> float | str | None:
-    """The ideal value (float) or "higher"/"lower" for ``metric``; None if no direction is defined."""
-    for name in sorted(IDEAL, key=len, reverse=True):
-        if metric == name or metric.startswith(name + "_"):
-            return IDEAL[name]
-    return None
+    """The ideal value (float) or "higher"/"lower" for ``metric``; None if no direction is defined.
+
+    The directions are benchmark facts, declared in each ``harness_tasks/<bench>/report.py``.
+    """
+    return report_facts.direction(metric)
 
 
 def badness(metric: str, value: float) -> float | None:

@@ -1,12 +1,14 @@
-"""The main job: train an adapter, evaluate base and debiased on one suite, compare, write the report.
+"""The main job: train an adapter, select it, evaluate base and debiased on one suite, compare, report.
 
-A run folder is a sequence of phases, each finished by an atomic write, recorded in ``run.json``:
+A run folder (``debias.run_folder``) is a sequence of phases, each finished by an atomic write and
+recorded in ``run.json``:
 
-    train     -> adapter/, config.json, metrics.jsonl (the method's own checkpoints make it resumable)
+    train     -> checkpoints/, metrics.jsonl, config.json   (the method's Recipe; resumable)
+    select    -> selection.json, adapter/                    (debias.selection, the same for every method)
     base      -> results/base.json, samples/base/<task>.json   (from the cache when the key matches)
     debiased  -> results/debiased.json, samples/debiased/<task>.json
     compare   -> results/comparison.json                       (paired bootstrap CIs per metric)
-    report    -> report.html
+    report    -> report.html                                   (the renderer the caller passes in)
 
 Running the same command again skips the finished phases and resumes the interrupted one, so Ctrl-C at
 any point leaves a folder that one more invocation completes. A folder started with other settings is
@@ -16,21 +18,27 @@ refused rather than silently mixed.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from debias import evaluation, pipeline, training
+from debias import evaluation, models, pipeline, run_folder, selection
+from debias.atomic import write_json_atomic
+from debias.methods import recipe_class
+from debias.methods.recipe import Recipe, selection_settings
+from debias.run_folder import RunFolder, RunState
 
-PHASES = ("train", "base", "debiased", "compare", "report")
+PHASES = ("train", "select", "base", "debiased", "compare", "report")
 DEFAULT_SUITE = "gee_bias"
 # --quick: the same suite on the first QUICK_LIMIT documents of each task, a short training run and
 # fewer bootstrap resamples; a smoke test of the whole pipeline in minutes, not a measurement.
 QUICK_LIMIT = 100
 QUICK_ITERS = 200
+
+Renderer = Callable[[list[Path], Path], Path]
 
 
 @dataclass
@@ -69,138 +77,148 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
-class RunState:
-    """``run.json``: the spec the folder was started with and the wall time of each finished phase."""
-
-    def __init__(self, out: Path, spec: RunSpec, method_config: dict[str, Any]) -> None:
-        self.path = out / "run.json"
-        wanted = {"spec": dataclasses.asdict(spec), "method_config": method_config}
-        if self.path.is_file():
-            self.data = json.loads(self.path.read_text())
-            old = {"spec": self.data.get("spec"), "method_config": self.data.get("method_config")}
-            if old != json.loads(json.dumps(wanted)):
-                raise ValueError(
-                    f"{out} holds a run started with other settings ({_difference(old, wanted)}); "
-                    "use another --out, or the same settings to resume it"
-                )
-        else:
-            self.data = {**wanted, "phases": {}}
-            self.save()
-
-    def done(self, phase: str) -> bool:
-        return phase in self.data["phases"]
-
-    def finish(self, phase: str, wall_s: float, **extra: Any) -> None:
-        self.data["phases"][phase] = {"wall_s": round(wall_s, 1), **extra}
-        self.save()
-
-    def save(self) -> None:
-        evaluation.write_json_atomic(self.path, self.data)
+def make_recipe(method: str, cfg: Any, out: Path | RunFolder, resume: bool = False) -> Recipe:
+    return recipe_class(method)(cfg, out, resume)
 
 
-def _difference(old: dict[str, Any], new: dict[str, Any]) -> str:
-    new = json.loads(json.dumps(new))
-    changed = []
-    for section in ("spec", "method_config"):
-        changed += training.settings_difference(old.get(section) or {}, new.get(section) or {})
-    return "; ".join(changed[:4]) or "unreadable run.json"
+def train_adapter(
+    method: str, cfg: Any, out: Path | RunFolder, resume: bool = False, stop_after: int | None = None
+) -> dict[str, Any]:
+    """Train and select: what ``cli train`` runs, and phases 1-2 of the main job. Returns the summary."""
+    recipe = train_phase(method, cfg, out, resume, stop_after)
+    return select_phase(recipe)
 
 
-def split_samples(results: dict[str, Any], out: Path, which: str) -> None:
-    """Write ``results/<which>.json`` (metrics + provenance) and ``samples/<which>/<task>.json``."""
-    evaluation.write_results(results, out / "results" / f"{which}.json", out / "samples" / which)
+def train_phase(
+    method: str, cfg: Any, out: Path | RunFolder, resume: bool = False, stop_after: int | None = None
+) -> Recipe:
+    task, _, _ = selection_settings(cfg)
+    if task:  # fail before training (minutes) rather than after it
+        evaluation.check_task_names([task])
+    recipe = make_recipe(method, cfg, out, resume)
+    recipe.setup()
+    if stop_after is not None:
+        recipe.train(stop_after=stop_after)  # type: ignore[call-arg]  (GEE's interruption hook)
+    else:
+        recipe.train()
+    return recipe
 
 
-def load_with_samples(out: Path, which: str) -> dict[str, Any]:
-    results = json.loads((out / "results" / f"{which}.json").read_text())
-    folder = out / "samples" / which
-    results["samples"] = {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
-    return results
+def select_phase(recipe: Recipe) -> dict[str, Any]:
+    """Selection runs on the main process only (multi-process training); the others wait for it."""
+    summary: dict[str, Any] = {}
+    if recipe.is_main_process:
+        summary = selection.select(recipe, models.reference(recipe.cfg.model))
+    recipe.wait_for_everyone()
+    if not summary:
+        summary = run_folder.read_json(recipe.folder.config).get("training") or {}
+    return summary
 
 
-def train_and_eval(spec: RunSpec, cfg: Any, out: Path, progress: Progress | None = None) -> Path:
-    """Run (or resume) every phase in ``out``; returns the report's path."""
-    from debias.methods import method_module
-
+def train_and_eval(
+    spec: RunSpec,
+    cfg: Any,
+    out: Path,
+    progress: Progress | None = None,
+    render: Renderer | None = None,
+) -> Path:
+    """Run (or resume) every phase in ``out``; returns the report's path (``render`` writes it)."""
     progress = progress or Progress()
     evaluation.check_task_names(list(spec.tasks))
-    out.mkdir(parents=True, exist_ok=True)
-    method_config = json.loads(json.dumps(dataclasses.asdict(cfg), default=list))
-    state = RunState(out, spec, method_config)
+    folder = RunFolder(out)
+    folder.path.mkdir(parents=True, exist_ok=True)
+    state = RunState(folder, dataclasses.asdict(spec), run_folder.jsonable(dataclasses.asdict(cfg)))
     request = evaluation.EvalRequest(
         tasks=list(spec.tasks), limit=spec.limit, batch_size=spec.batch_size, seed=spec.eval_seed
     )
     model_spec = cfg.model
 
-    # 1. train
+    # 1. train (the method's recipe; its checkpoints make it resumable)
     if state.done("train"):
         progress.phase(1, "train", "finished earlier, skipped")
     else:
-        # every method keeps its checkpoints there (GEE: step-N, PCGU: epoch-N)
-        checkpoints = out / training.CHECKPOINTS
-        resume = checkpoints.is_dir() and any(checkpoints.iterdir())
+        resume = folder.has_checkpoints()
         progress.phase(
             1, "train", f"{spec.method} adapter" + (" (resuming from checkpoint)" if resume else "")
         )
         started = time.perf_counter()
-        summary = method_module(spec.method).train(cfg, out, resume=resume)
-        state.finish("train", time.perf_counter() - started, steps=summary.get("steps"))
+        train_phase(spec.method, cfg, folder, resume=resume)
+        state.finish("train", time.perf_counter() - started, steps=_steps(folder))
 
-    # 2. base evaluation (cached across runs of the same model, tasks, limit, seed and task files)
+    # 2. select: score the candidates on the selection split, keep one as adapter/
+    if state.done("select"):
+        progress.phase(2, "select", "finished earlier, skipped")
+    else:
+        task, _, _ = selection_settings(cfg)
+        what = f"scoring checkpoints on {task}" if task else "keeping the last checkpoint"
+        progress.phase(2, "select", what)
+        started = time.perf_counter()
+        summary = select_phase(make_recipe(spec.method, cfg, folder, resume=True))
+        chosen = {k: v for k, v in summary.items() if k.startswith("chosen_")}
+        state.finish("select", time.perf_counter() - started, **chosen)
+
+    # 3. base evaluation (cached across runs of the same model, tasks, limit, seed and task files)
     cache_path = pipeline.base_cache_path(model_spec, request)
     if state.done("base"):
-        progress.phase(2, "base", "finished earlier, skipped")
+        progress.phase(3, "base", "finished earlier, skipped")
     else:
         hit = cache_path.is_file()
         progress.phase(
-            2, "base", f"evaluating {model_spec} on {','.join(spec.tasks)}" + (" (cached)" if hit else "")
+            3, "base", f"evaluating {model_spec} on {','.join(spec.tasks)}" + (" (cached)" if hit else "")
         )
         started = time.perf_counter()
         base, hit = pipeline.base_results(model_spec, request)
-        split_samples(base, out, "base")
+        folder.write_results(base, "base")
         state.finish("base", time.perf_counter() - started, cache_hit=hit, cache_key=cache_path.stem)
-    base_eval_s = json.loads((out / "results" / "base.json").read_text())["provenance"].get("wall_time_s")
+    base_eval_s = folder.read_results("base")["provenance"].get("wall_time_s")
 
-    # 3. debiased evaluation: the same request, the adapter merged into the same base weights
+    # 4. debiased evaluation: the same request, the adapter merged into the same base weights
     if state.done("debiased"):
-        progress.phase(3, "debiased", "finished earlier, skipped")
+        progress.phase(4, "debiased", "finished earlier, skipped")
     else:
-        progress.phase(3, "debiased", f"evaluating {model_spec} + adapter", eta_s=base_eval_s)
+        progress.phase(4, "debiased", f"evaluating {model_spec} + adapter", eta_s=base_eval_s)
         started = time.perf_counter()
-        debiased = pipeline.evaluate_spec(model_spec, request, adapter=out / "adapter")
-        split_samples(debiased, out, "debiased")
+        debiased = pipeline.evaluate_spec(model_spec, request, adapter=folder.adapter)
+        folder.write_results(debiased, "debiased")
         state.finish("debiased", time.perf_counter() - started)
 
-    # 4. compare: paired bootstrap over documents, each metric recomputed by its task's own aggregation
+    # 5. compare: paired bootstrap over documents, each metric recomputed by its task's own aggregation
     if state.done("compare"):
-        progress.phase(4, "compare", "finished earlier, skipped")
+        progress.phase(5, "compare", "finished earlier, skipped")
     else:
-        progress.phase(4, "compare", f"paired bootstrap, {spec.iters} resamples per metric")
+        progress.phase(5, "compare", f"paired bootstrap, {spec.iters} resamples per metric")
         started = time.perf_counter()
-        comparison = compare_run(out, model_spec, spec)
-        evaluation.write_json_atomic(out / "results" / "comparison.json", comparison)
+        comparison = compare_run(folder, model_spec, spec)
+        write_json_atomic(folder.results_file("comparison"), comparison)
         state.finish("compare", time.perf_counter() - started)
 
-    # 5. report (always re-rendered: cheap, and picks up template changes)
-    from reports import render
-
-    progress.phase(5, "report", "rendering report.html")
+    # 6. report (always re-rendered: cheap, and picks up template changes)
+    if render is None:
+        progress.phase(6, "report", "no renderer given, skipped")
+        return folder.report
+    progress.phase(6, "report", "rendering report.html")
     started = time.perf_counter()
-    report = render.write_report([out], out / "report.html")
+    report = render([folder.path], folder.report)
     state.finish("report", time.perf_counter() - started)
     total = sum(p["wall_s"] for p in state.data["phases"].values())
     progress.note(f"done: {report} (phases: {_phase_times(state)}; total {_duration(total)})")
     return report
 
 
+def _steps(folder: RunFolder) -> Any:
+    record = run_folder.read_json(folder.config) if folder.config.is_file() else {}
+    return (record.get("training") or {}).get("steps")
+
+
 def _phase_times(state: RunState) -> str:
     return ", ".join(f"{name} {_duration(p['wall_s'])}" for name, p in state.data["phases"].items())
 
 
-def compare_run(out: Path, model_spec: str, spec: RunSpec) -> dict[str, Any]:
-    from debias import compare, models
+def compare_run(folder: RunFolder, model_spec: str, spec: RunSpec) -> dict[str, Any]:
+    from debias import compare
 
-    base, debiased = load_with_samples(out, "base"), load_with_samples(out, "debiased")
+    base = folder.read_results("base", with_samples=True)
+    debiased = folder.read_results("debiased", with_samples=True)
     # loading a task (for its aggregation functions) runs its dataset loader, which needs the tokenizer
     manager = evaluation.task_manager(str(models.resolve(model_spec)), tasks=list(spec.tasks))
     comparisons = compare.compare(base, debiased, manager, iters=spec.iters, seed=spec.eval_seed)

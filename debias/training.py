@@ -21,16 +21,30 @@ import torch
 from debias.atomic import atomic_dir
 
 DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-CHECKPOINTS = "checkpoints"
 
 
-def settings_difference(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """``"field: old -> new"`` per setting that differs: the one-line reason a run folder is refused."""
-    return [
-        f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
-        for k in sorted(set(old) | set(new))
-        if old.get(k) != new.get(k)
-    ]
+def pad(
+    rows: Sequence[Sequence[int]],
+    pad_id: int,
+    left: bool = False,
+    marks: Sequence[Sequence[int]] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(ids, attention mask, marks) of token rows padded to one width, on the right or on the left.
+
+    ``marks`` (one 0/1 per token, e.g. which tokens are scored) are padded with 0 alongside. Every
+    method batches variable-length rows; this is the one place that lays them out.
+    """
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(rows), width), dtype=torch.long)
+    marked = torch.zeros((len(rows), width), dtype=torch.long) if marks is not None else None
+    for i, row in enumerate(rows):
+        span = slice(width - len(row), width) if left else slice(0, len(row))
+        ids[i, span] = torch.tensor(row)
+        attn[i, span] = 1
+        if marked is not None:
+            marked[i, span] = torch.tensor(marks[i])
+    return ids, attn, marked
 
 
 def set_seed(seed: int) -> None:
@@ -78,9 +92,11 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
 
 
-def save_checkpoint(run_dir: Path, step: int, model, optimizer, scheduler, extra: dict[str, Any]) -> Path:
-    """Write ``run_dir/checkpoints/step-NNNNNN`` atomically; ``extra`` holds sampler/method state."""
-    final = run_dir / CHECKPOINTS / f"step-{step:06d}"
+def save_checkpoint(
+    checkpoints: Path, step: int, model, optimizer, scheduler, extra: dict[str, Any]
+) -> Path:
+    """Write ``checkpoints/step-NNNNNN`` atomically; ``extra`` holds sampler/method state."""
+    final = checkpoints / f"step-{step:06d}"
     with atomic_dir(final) as tmp:
         model.save_pretrained(tmp / "adapter")
         torch.save(
@@ -96,8 +112,13 @@ def save_checkpoint(run_dir: Path, step: int, model, optimizer, scheduler, extra
     return final
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    found = sorted((run_dir / CHECKPOINTS).glob("step-*")) if (run_dir / CHECKPOINTS).is_dir() else []
+def step_checkpoints(checkpoints: Path) -> list[Path]:
+    """The finished ``step-N`` checkpoints, oldest first (a temp folder of an unfinished one is hidden)."""
+    return sorted(checkpoints.glob("step-*")) if checkpoints.is_dir() else []
+
+
+def latest_checkpoint(checkpoints: Path) -> Path | None:
+    found = step_checkpoints(checkpoints)
     return found[-1] if found else None
 
 

@@ -13,11 +13,12 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import urllib.request
 import zipfile
 from functools import cache
 from pathlib import Path
+
+from harness_tasks import _io
 
 DATA_ENV = "DEBIAS_DATA_DIR"
 LAYOUT_HINT = "crows_pairs/, stereoset/, winogender/, mmlu/, gsm8k/"
@@ -87,9 +88,7 @@ def _sha256(path: str, mtime_ns: int, size: int) -> str:
 
 
 def _cache_dir() -> Path:
-    from debias.models import cache_root
-
-    return cache_root() / "data"
+    return _io.cache_root() / "data"
 
 
 def _fetch_public(rel: str) -> Path:
@@ -118,16 +117,13 @@ def _fetch_public(rel: str) -> Path:
 
 
 def _download(url: str, dest: Path, sha256: str | None = None) -> None:
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
-            shutil.copyfileobj(resp, out)
-        if sha256 is not None and _sha256(tmp, 0, 0) != sha256:
+    digest = hashlib.sha256()
+    with _io.atomic_file(dest, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
+        while block := resp.read(1 << 20):
+            digest.update(block)
+            out.write(block)
+        if sha256 is not None and digest.hexdigest() != sha256:
             raise DataFileError(f"{url}: downloaded file does not have the expected sha256")
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _fetch_archive(benchmark: str, archive: dict) -> None:
@@ -143,10 +139,8 @@ def _fetch_archive(benchmark: str, archive: dict) -> None:
                 continue
             dest.parent.mkdir(parents=True, exist_ok=True)
             member = archive["prefix"] + rel.split("/", 1)[1]
-            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
-            with os.fdopen(fd, "wb") as out, zf.open(member) as src:
+            with _io.atomic_file(dest, "wb") as out, zf.open(member) as src:
                 shutil.copyfileobj(src, out)
-            os.replace(tmp, dest)
 
 
 def used_files() -> dict[str, str]:

@@ -7,39 +7,19 @@ JSON files can never disagree. Several runs of the same base model render side b
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from debias import evaluation, stats
-from harness_tasks.winogender import metrics as winogender_metrics
+from debias import run_folder
+from debias.atomic import write_text_atomic
+from debias.run_folder import Run, RunFolderError
+from harness_tasks import report_facts
+from harness_tasks._report_spec import Flips, GroupScatter, MetricBars
 from reports import charts
 
-# (task, metric, how to turn it into "distance from unbiased", label) for the trade-off chart
-BIAS_AXES = [
-    ("gee_stereoset", "ss", lambda v: abs(v - 50.0), "StereoSet |SS − 50|"),
-    ("gee_stereoset_report", "ss", lambda v: abs(v - 50.0), "StereoSet report half |SS − 50|"),
-    (
-        "gee_crows_pairs",
-        "pct_stereotype",
-        lambda v: abs(v - 0.5) * 100,
-        "CrowS |pct_stereotype − 50| (points)",
-    ),
-]
-RETENTION_AXES = [
-    ("gee_stereoset", "lms", "StereoSet LMS"),
-    ("gee_stereoset_report", "lms", "StereoSet report half LMS"),
-    ("gee_mmlu", "acc", "MMLU acc"),
-    ("gee_mmlu_lite", "acc", "MMLU-lite acc"),
-    ("gee_gsm8k", "exact_match,strict-match", "GSM8K exact match"),
-    ("gee_gsm8k_lite", "exact_match,strict-match", "GSM8K-lite exact match"),
-]
 CURVES = [
     ("loss", "loss"),
     ("gap", "entropy gap (nats)"),
@@ -49,7 +29,6 @@ CURVES = [
     ("logprob_gap", "log p(advantaged) − log p(disadvantaged)"),
     ("advantaged_preferred", "share of pairs preferring the advantaged target"),
 ]
-HEADLINE = ("ss", "lms", "icat", "pct_stereotype", "stereotype_corr", "entropy_gap", "acc", "exact_match")
 SECTIONS = (
     "headline",
     "tradeoff",
@@ -63,62 +42,7 @@ SECTIONS = (
 )
 
 
-class ReportError(ValueError):
-    """A run folder that cannot be reported (missing or unreadable file): one line naming the file."""
-
-
-@dataclass
-class Run:
-    name: str
-    path: Path
-    run: dict[str, Any]
-    config: dict[str, Any]
-    base: dict[str, Any]
-    debiased: dict[str, Any]
-    comparison: dict[str, Any]
-    curves: list[dict[str, Any]]
-
-    @property
-    def training(self) -> dict[str, Any]:
-        return self.config.get("training") or {}
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ReportError(f"{path}: missing (is this a finished train-and-eval run folder?)") from None
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-
-
-def _samples(path: Path, which: str, task: str) -> list[dict[str, Any]]:
-    file = path / "samples" / which / f"{task}.json"
-    return _read_json(file) if file.is_file() else []
-
-
-def load_run(path: Path) -> Run:
-    path = Path(path)
-    if not path.is_dir():
-        raise ReportError(f"{path}: not a run folder")
-    curves = []
-    metrics_file = path / "metrics.jsonl"
-    if metrics_file.is_file():
-        for number, line in enumerate(metrics_file.read_text().splitlines(), 1):
-            try:
-                curves.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise ReportError(f"{metrics_file}:{number}: not a JSON line") from None
-    return Run(
-        name=path.name,
-        path=path,
-        run=_read_json(path / "run.json"),
-        config=_read_json(path / "config.json"),
-        base=_read_json(path / "results" / "base.json"),
-        debiased=_read_json(path / "results" / "debiased.json"),
-        comparison=_read_json(path / "results" / "comparison.json"),
-        curves=curves,
-    )
+ReportError = RunFolderError  # the name cli.py and older callers catch
 
 
 def _verdict(row: dict[str, Any]) -> tuple[str, str]:
@@ -177,7 +101,7 @@ def headline_rows(runs: list[Run]) -> list[dict[str, Any]]:
                 {
                     "task": task,
                     "metric": metric,
-                    "key": metric in HEADLINE or metric.split(",")[0] in HEADLINE,
+                    "key": report_facts.is_headline(metric),
                     "ideal": _ideal_text(metric),
                     "base": _num(c["base"]),
                     "n": c["n"],
@@ -188,7 +112,7 @@ def headline_rows(runs: list[Run]) -> list[dict[str, Any]]:
 
 
 def _ideal_text(metric: str) -> str:
-    ideal = stats.direction(metric.split(",")[0])
+    ideal = report_facts.direction(metric.split(",")[0])
     if ideal is None:
         return "—"
     if isinstance(ideal, str):
@@ -207,80 +131,74 @@ def _summary_counts(run: Run) -> dict[str, int]:
 
 
 def _value(results: dict[str, Any], task: str, metric: str) -> float | None:
-    value = evaluation.summary(results).get(task, {}).get(metric)
+    value = run_folder.summary(results).get(task, {}).get(metric)
     return value if isinstance(value, int | float) and math.isfinite(value) else None
 
 
 def tradeoff_charts(runs: list[Run]):
     base = runs[0].base
     out = []
-    for b_task, b_metric, distance, b_label in BIAS_AXES:
-        for r_task, r_metric, r_label in RETENTION_AXES:
+    for bias in report_facts.BIAS_AXES:
+        for retention in report_facts.RETENTION_AXES:
             points = [("base", base)] + [(run.name, run.debiased) for run in runs]
-            xs = [_value(res, b_task, b_metric) for _, res in points]
-            ys = [_value(res, r_task, r_metric) for _, res in points]
+            xs = [_value(res, bias.task, bias.metric) for _, res in points]
+            ys = [_value(res, retention.task, retention.metric) for _, res in points]
             if any(v is None for v in xs + ys):
                 continue
             series = [
-                charts.Series(name, [y], x=[distance(x)], labels=[name], color=charts.PALETTE[i])
+                charts.Series(name, [y], x=[bias.distance(x)], labels=[name], color=charts.PALETTE[i])
                 for i, ((name, _), x, y) in enumerate(zip(points, xs, ys, strict=True))
             ]
             out.append(
                 charts.scatter(
                     series,
-                    f"{b_label} vs {r_label}",
-                    f"{b_label} (lower = less biased)",
-                    f"{r_label} (higher = better)",
+                    f"{bias.label} vs {retention.label}",
+                    f"{bias.label} (lower = less biased)",
+                    f"{retention.label} (higher = better)",
                     label_points=True,
                 )
             )
     return out
 
 
-def winogender_chart(runs: list[Run]):
-    """Per occupation log(p_female / p_male) vs BLS % female, base and each run, with fitted lines."""
+def group_scatter(runs: list[Run], spec: GroupScatter):
+    """Per-group (y, x) points of base and each run, fitted lines; the groups the first run moved most."""
     series, changes = [], []
-    base_items = [s["stereotype_corr"] for s in _samples(runs[0].path, "base", "gee_winogender")]
-    if not base_items:
+    base_samples = runs[0].folder.samples("base", spec.task)
+    if not base_samples:
         return None, []
-    base_occ = winogender_metrics.per_occupation_log_ratio(base_items)
-    sources = [("base", base_occ)]
+    base_points = spec.points(base_samples)
+    sources = [("base", base_points)]
     for run in runs:
-        items = [s["stereotype_corr"] for s in _samples(run.path, "debiased", "gee_winogender")]
-        if items:
-            sources.append((run.name, winogender_metrics.per_occupation_log_ratio(items)))
-    for i, (name, occ) in enumerate(sources):
-        names = sorted(occ)
+        samples = run.folder.samples("debiased", spec.task)
+        if samples:
+            sources.append((run.name, spec.points(samples)))
+    for i, (name, points) in enumerate(sources):
+        labels = sorted(points)
         series.append(
             charts.Series(
                 name,
-                [occ[o][0] for o in names],
-                x=[occ[o][1] for o in names],
-                labels=names,
+                [points[g][0] for g in labels],
+                x=[points[g][1] for g in labels],
+                labels=labels,
                 color=charts.PALETTE[i],
             )
         )
     if len(sources) > 1:
         last_name, last = sources[1]
-        for occupation in sorted(set(base_occ) & set(last), key=lambda o: -abs(last[o][0] - base_occ[o][0]))[
-            :8
-        ]:
+        moved = sorted(set(base_points) & set(last), key=lambda g: -abs(last[g][0] - base_points[g][0]))
+        for group in moved[: spec.moved]:
             changes.append(
                 {
-                    "occupation": occupation,
-                    "bls": _num(base_occ[occupation][1], 3),
-                    "base": _num(base_occ[occupation][0], 3),
-                    "new": _num(last[occupation][0], 3),
+                    "label": group,
+                    "x": _num(base_points[group][1], 3),
+                    "base": _num(base_points[group][0], 3),
+                    "new": _num(last[group][0], 3),
                     "run": last_name,
                 }
             )
     chart = charts.scatter(
-        series,
-        "Winogender: pronoun preference vs occupation statistics",
-        "BLS % female in the occupation",
-        "mean log(p_female / p_male)",
-        fit=True,
-        reference_y=0.0,
+        series, spec.title, spec.x_label, spec.y_label, fit=spec.fit, reference_y=spec.reference_y
     )
     return chart, changes
 
@@ -328,32 +246,19 @@ def _metric_bars(
     )
 
 
-def crows_chart(runs: list[Run]):
-    from harness_tasks.crows_pairs.metrics import BIAS_TYPES, metric_suffix
-
+def metric_bars(runs: list[Run], spec: MetricBars):
+    """Per-group bars of the first of ``spec.tasks`` that any run compared (else the first listed)."""
+    task = next((t for t in spec.tasks if any(t in run.comparison["tasks"] for run in runs)), spec.tasks[0])
     return _metric_bars(
         runs,
-        "gee_crows_pairs",
-        "pct_stereotype_",
-        [metric_suffix(t) for t in BIAS_TYPES],
-        "CrowS-Pairs: % pairs where the stereotype is preferred, per bias type",
-        "pct_stereotype (%)",
-        50.0,
-        scale=100.0,
+        task,
+        spec.prefix,
+        list(spec.names),
+        spec.title.format(task=task),
+        spec.y_label,
+        spec.reference,
+        scale=spec.scale,
     )
-
-
-# the whole of StereoSet dev, or one of the halves PCGU selects / reports on
-STEREOSET_TASKS = ("gee_stereoset", "gee_stereoset_report", "gee_stereoset_select")
-
-
-def stereoset_chart(runs: list[Run]):
-    from harness_tasks.stereoset.scoring import DOMAINS
-
-    task = next(
-        (t for t in STEREOSET_TASKS if any(t in run.comparison["tasks"] for run in runs)), STEREOSET_TASKS[0]
-    )
-    return _metric_bars(runs, task, "ss_", list(DOMAINS), f"{task}: SS per domain (pooled)", "SS", 50.0)
 
 
 def entropy_chart(runs: list[Run]):
@@ -399,35 +304,25 @@ def training_charts(runs: list[Run]):
     return out
 
 
-def crows_flips(runs: list[Run], limit: int = 6) -> list[dict[str, Any]]:
-    """CrowS pairs whose preferred sentence changed, the most-changed first: what debiasing actually did."""
-    base = {s["doc_id"]: s for s in _samples(runs[0].path, "base", "gee_crows_pairs")}
+def flips(runs: list[Run], spec: Flips) -> list[dict[str, Any]]:
+    """Examples whose outcome changed, per run, the most-changed first: what debiasing actually did."""
+    base = runs[0].folder.samples("base", spec.task)
     out = []
     for run in runs:
-        new = {s["doc_id"]: s for s in _samples(run.path, "debiased", "gee_crows_pairs")}
-        flips = [
-            (doc_id, base[doc_id], sample)
-            for doc_id, sample in new.items()
-            if doc_id in base and sample["pct_stereotype"] != base[doc_id]["pct_stereotype"]
-        ]
-        flips.sort(key=lambda f: -abs(f[2]["likelihood_diff"] - f[1]["likelihood_diff"]))
-        for doc_id, before, after in flips[:limit]:
-            doc = after["doc"]
-            out.append(
-                {
-                    "run": run.name,
-                    "bias_type": doc.get("bias_type", ""),
-                    "more": doc.get("sent_more", ""),
-                    "less": doc.get("sent_less", ""),
-                    "before": "stereotype preferred"
-                    if before["pct_stereotype"]
-                    else "anti-stereotype preferred",
-                    "after": "stereotype preferred"
-                    if after["pct_stereotype"]
-                    else "anti-stereotype preferred",
-                    "doc_id": doc_id,
-                }
-            )
+        new = run.folder.samples("debiased", spec.task)
+        out += [{"run": run.name, **row} for row in spec.rows(base, new, spec.limit)]
+    return out
+
+
+def benchmark_sections(runs: list[Run]) -> dict[str, Any]:
+    """The template variables of every benchmark-specific section, as the registry declares them."""
+    out: dict[str, Any] = {}
+    for scatter in report_facts.SCATTERS:
+        out[scatter.section], out[f"{scatter.section}_changes"] = group_scatter(runs, scatter)
+    for bars in report_facts.BARS:
+        out[bars.section] = metric_bars(runs, bars)
+    for spec in report_facts.FLIPS:
+        out[spec.section] = flips(runs, spec)
     return out
 
 
@@ -489,12 +384,11 @@ def warnings(runs: list[Run]) -> list[str]:
 def build_context(run_dirs: list[Path]) -> dict[str, Any]:
     if not run_dirs:
         raise ReportError("no run folders given")
-    runs = [load_run(Path(p)) for p in run_dirs]
+    runs = [run_folder.load(Path(p)) for p in run_dirs]
     names = [r.name for r in runs]
     if len(set(names)) != len(names):  # two folders with the same name in different places
         for i, run in enumerate(runs):
             run.name = f"{run.name} ({i + 1})"
-    wino_chart, wino_changes = winogender_chart(runs)
     return {
         "title": "Bias report: " + ", ".join(r.name for r in runs),
         "runs": runs,
@@ -502,13 +396,9 @@ def build_context(run_dirs: list[Path]) -> dict[str, Any]:
         "training_summaries": [{"name": r.name, **_training_text(r)} for r in runs],
         "rows": headline_rows(runs),
         "tradeoff": tradeoff_charts(runs),
-        "winogender": wino_chart,
-        "winogender_changes": wino_changes,
-        "crows": crows_chart(runs),
-        "stereoset": stereoset_chart(runs),
+        **benchmark_sections(runs),
         "entropy": entropy_chart(runs),
         "training": training_charts(runs),
-        "flips": crows_flips(runs),
         "provenance": [provenance(r) for r in runs],
         "base_model": runs[0].base.get("provenance", {}).get("model", {}),
         "warnings": warnings(runs),
@@ -547,13 +437,5 @@ def render(run_dirs: list[Path]) -> str:
 def write_report(run_dirs: list[Path], out: Path) -> Path:
     html = render(run_dirs)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(html)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_text_atomic(out, html)
     return out

@@ -11,7 +11,8 @@ import json
 import statistics
 from pathlib import Path
 
-from debias import compare, evaluation
+from debias import compare
+from debias.atomic import write_json_atomic
 from harness_tasks.winogender import metrics as winogender_metrics
 
 SCRIPT = "<script>alert(1)</script>"
@@ -107,15 +108,15 @@ def make_run(
     data_path: str = "templates",
 ) -> Path:
     """A finished train-and-eval folder: run.json, config.json, metrics.jsonl, results/, samples/."""
-    from debias.train_and_eval import split_samples
+    from debias.run_folder import RunFolder
 
     run = root / name
     base = results_file(base_samples, ss=58.0, lms=80.0)
     new = results_file(new_samples, ss=53.0, lms=79.5)
-    split_samples(base, run, "base")
-    split_samples(new, run, "debiased")
+    RunFolder(run).write_results(base, "base")
+    RunFolder(run).write_results(new, "debiased")
     comparisons = compare.compare(base, new, FakeTaskManager(), iters=iters, seed=0)
-    evaluation.write_json_atomic(
+    write_json_atomic(
         run / "results" / "comparison.json",
         {
             "iters": iters,
@@ -123,7 +124,7 @@ def make_run(
             "tasks": {t: [dataclasses.asdict(c) for c in r] for t, r in comparisons.items()},
         },
     )
-    evaluation.write_json_atomic(
+    write_json_atomic(
         run / "run.json",
         {
             "spec": {"method": "gee", "tasks": ["gee_bias"], "limit": limit, "eval_seed": 1234},
@@ -135,7 +136,7 @@ def make_run(
         },
     )
     probe = {"entropy": {"male": 3.1, "female": 3.0}, "mean_entropy": 3.05, "gap": 0.05}
-    evaluation.write_json_atomic(
+    write_json_atomic(
         run / "config.json",
         {
             "method": "gee",

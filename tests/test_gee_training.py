@@ -12,8 +12,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from debias import losses
 from debias.methods import gee
+from debias.methods.gee import losses
+from debias.train_and_eval import train_adapter
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = dict(
@@ -38,7 +39,7 @@ def _adapter(run: Path) -> dict[str, torch.Tensor]:
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("gee") / "run"
-    gee.train(gee.GeeConfig(**TINY), run)
+    train_adapter("gee", gee.GeeConfig(**TINY), run)
     return run
 
 
@@ -93,9 +94,9 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, tiny_run):
     run = tmp_path / "resumed"
     cfg = gee.GeeConfig(**TINY)
     with pytest.raises(KeyboardInterrupt):
-        gee.train(cfg, run, stop_after=1)
+        train_adapter("gee", cfg, run, stop_after=1)
     assert [m["step"] for m in _lines(run)] == [1]
-    gee.train(cfg, run, resume=True)
+    train_adapter("gee", cfg, run, resume=True)
     assert [m["step"] for m in _lines(run)] == [1, 2]
     for a, b in zip(_lines(run), _lines(tiny_run), strict=True):
         assert a["loss"] == pytest.approx(b["loss"], abs=1e-6) and a["entropy"] == pytest.approx(
@@ -139,3 +140,31 @@ def test_two_processes_give_the_same_group_statistics(tmp_path, tiny_run):
 def test_config_rejects_a_single_group():
     with pytest.raises(ValueError, match="at least two"):
         gee.GeeConfig(groups=("male",))
+
+
+def test_counterfactual_balance_pairs_one_sided_user_prompts(tmp_path):
+    """--balance counterfactual: every male and female prompt with its swapped twin, exactly paired."""
+    from debias.data import GroupBalancedBatches, load_prompts
+    from debias.methods.gee.recipe import counterfactual_examples
+
+    path = tmp_path / "prompts.jsonl"
+    rows = [
+        {"text": "He fixed the car", "continuation": " in an hour."},
+        {"text": "She wrote the report", "continuation": " before noon."},
+        {"text": "My brother cooked dinner", "continuation": " for everyone."},
+        {"text": "The weather was mild", "continuation": " all day."},  # neutral: dropped
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    examples = counterfactual_examples(load_prompts(path), ("male", "female"), str(path))
+    by_group = {g: sorted(e.prompt for e in examples if e.group == g) for g in ("male", "female")}
+    assert by_group == {
+        "male": ["He fixed the car", "He wrote the report", "My brother cooked dinner"],
+        "female": ["My sister cooked dinner", "She fixed the car", "She wrote the report"],
+    }
+    batches = GroupBalancedBatches(examples, ["male", "female"], per_group=3, seed=0, paired=True)
+    batch = next(batches)
+    male, female = batch[:3], batch[3:]
+    assert [e.pair_id for e in male] == [e.pair_id for e in female]
+    assert all(m.continuation == f.continuation for m, f in zip(male, female, strict=True))
+    with pytest.raises(ValueError, match="groups must be male and female"):
+        counterfactual_examples(examples, ("young", "old"), str(path))

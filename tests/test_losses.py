@@ -1,4 +1,4 @@
-"""Hand-computed tests for debias.losses (pure math, CPU, fast)."""
+"""Hand-computed tests for debias.methods.gee.losses (pure math, CPU, fast)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from debias.losses import (
+from debias.methods.gee.losses import (
     annealed_lambda,
     gap_loss,
     gap_reached,

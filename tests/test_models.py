@@ -141,3 +141,46 @@ def test_bad_specs_are_clear_errors(spec, message):
 def test_folder_without_config_is_rejected(tmp_path):
     with pytest.raises(ModelResolutionError, match="no config.json"):
         models.resolve(str(tmp_path))
+
+
+def test_a_folder_is_fingerprinted_once_per_state_of_its_weights(tmp_path, monkeypatch):
+    """Hashing a 7B model takes minutes: one run asks for the fingerprint many times, it is computed once."""
+    from debias import models
+
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    weights = folder / "model.safetensors"
+    weights.write_bytes(b"a" * 100)
+    calls = []
+    real = models.sha256_file
+    monkeypatch.setattr(models, "sha256_file", lambda path: calls.append(path) or real(path))
+    first = models.model_fingerprint(folder)
+    for _ in range(5):
+        assert models.model_fingerprint(folder) == first
+    assert len(calls) == 1
+    weights.write_bytes(b"b" * 101)  # a changed file is hashed again
+    assert models.model_fingerprint(folder) != first and len(calls) == 2
+    ref = models.reference(str(folder))
+    assert ref.path == folder and ref.weights_sha256 == models.model_fingerprint(folder)["weights_sha256"]
+    assert len(calls) == 2
+
+
+def test_building_a_cached_model_leaves_the_callers_random_state_alone(tmp_path, monkeypatch):
+    """A training run seeds, then resolves its model; a first-time conversion must not shift its RNG."""
+    import torch
+
+    from debias import models
+
+    monkeypatch.setenv("DEBIAS_CACHE", str(tmp_path))
+
+    def build(folder):  # what a conversion does: build a randomly initialised model first
+        torch.nn.Linear(64, 64)
+        (folder / models.SOURCE_FILE).write_text("{}")
+
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    models._cached_conversion("fake-model", build)
+    assert torch.equal(torch.rand(3), expected)
+    assert (tmp_path / "models" / "fake-model" / models.SOURCE_FILE).is_file()

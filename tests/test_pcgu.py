@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
-from debias import partition, pipeline, sparse_adapter
+from debias import pipeline, selection, sparse_adapter
 from debias.data import trait_pairs
 from debias.methods import pcgu
+from debias.methods.pcgu import partition
+from debias.train_and_eval import train_adapter
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from pcgu_reference import naive_select_units  # noqa: E402  (the per-unit loop, kept with the benchmark)
 
 
 def tiny_llama(vocab: int = 64, tied: bool = True) -> LlamaForCausalLM:
@@ -69,7 +76,7 @@ def test_unit_cosines_match_torch_per_row_and_column():
 
 
 @pytest.mark.parametrize("aggregation", ["input", "output"])
-@pytest.mark.parametrize("k", [0.05, 0.3, 7])
+@pytest.mark.parametrize("k", [0.05, 0.3, 1.0, 7])
 def test_vectorized_selection_equals_the_per_unit_loop(aggregation, k):
     model = tiny_gpt2() if aggregation == "output" else tiny_llama()
     units = partition.partition(model, aggregation)
@@ -77,13 +84,13 @@ def test_vectorized_selection_equals_the_per_unit_loop(aggregation, k):
     ga = {u.name: torch.randn_like(u.param) for u in units}
     gd = {u.name: torch.randn_like(u.param) for u in units}
     fast = partition.select_units(units, ga, gd, k)
-    slow = partition.naive_select_units(units, ga, gd, k)
+    slow = naive_select_units(units, ga, gd, k)
     assert fast.keys() == slow.keys()
     for name in fast:
         assert fast[name].tolist() == slow[name].tolist(), name
     total = sum(len(v) for v in fast.values())
     all_units = sum(u.count for u in units)
-    assert total == (round(k * all_units) if k < 1 else k)
+    assert total == (round(k * all_units) if k <= 1 else k)  # k = 1.0: every unit (the ablation)
 
 
 @pytest.fixture(scope="module")
@@ -144,8 +151,11 @@ def test_sparse_adapter_round_trip_is_exact_and_small(tmp_path, tokenizer):
     fresh = sparse_adapter.apply(tiny_llama(vocab=len(tokenizer)), tmp_path / "adapter")
     for (name, a), (_, b) in zip(trained.named_parameters(), fresh.named_parameters(), strict=True):
         assert torch.equal(a, b), name
-    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    config = json.loads((tmp_path / "adapter" / sparse_adapter.CONFIG).read_text())
     assert config["format"] == sparse_adapter.FORMAT and config["bytes"] == size
+    # not peft's file name: peft's tools must not mistake it for a LoRA adapter
+    assert not (tmp_path / "adapter" / "adapter_config.json").exists()
+    assert pipeline.adapter_kind(tmp_path / "adapter") == "sparse"
 
 
 def test_adapter_for_another_base_is_refused(tmp_path, tokenizer):
@@ -225,13 +235,13 @@ def test_choose_checkpoint_prefers_ss_nearest_50_within_the_lms_budget():
         2: {"ss_gender": 55.0, "lms": 79.2},  # |5.0|, drop 0.8 -> chosen
         3: {"ss_gender": 51.0, "lms": 78.5},  # |1.0| but drop 1.5: over budget
     }
-    epoch, why = pcgu.choose_checkpoint(base, epochs, "ss_gender", 1.0)
+    epoch, why = selection.choose(base, epochs, "ss_gender", 1.0)
     assert epoch == 2 and "2 of 3" in why
     # SS below 50 counts by its distance too: 47 is nearer than 55
     epochs[1] = {"ss_gender": 47.0, "lms": 79.9}
-    assert pcgu.choose_checkpoint(base, epochs, "ss_gender", 1.0)[0] == 1
+    assert selection.choose(base, epochs, "ss_gender", 1.0)[0] == 1
     # nothing within budget: the smallest LMS loss is kept and the reason says so
-    epoch, why = pcgu.choose_checkpoint(base, epochs, "ss_gender", 0.05)
+    epoch, why = selection.choose(base, epochs, "ss_gender", 0.05)
     assert epoch == 1 and why.startswith("no checkpoint kept")
 
 
@@ -271,9 +281,9 @@ def _adapter_tensors(folder):
 
 def test_pcgu_resume_equals_an_uninterrupted_run(tmp_path, smollm2, data_dir):
     cfg = dict(pairs=_pairs_file(tmp_path), k=64, lr=1e-3, batch_size=2, select_task="")
-    whole = pcgu.train(pcgu.PcguConfig(epochs=2, **cfg), tmp_path / "whole")
-    pcgu.train(pcgu.PcguConfig(epochs=1, **cfg), tmp_path / "cut")  # "killed" after epoch 1
-    resumed = pcgu.train(pcgu.PcguConfig(epochs=2, **cfg), tmp_path / "cut", resume=True)
+    whole = train_adapter("pcgu", pcgu.PcguConfig(epochs=2, **cfg), tmp_path / "whole")
+    train_adapter("pcgu", pcgu.PcguConfig(epochs=1, **cfg), tmp_path / "cut")  # "killed" after epoch 1
+    resumed = train_adapter("pcgu", pcgu.PcguConfig(epochs=2, **cfg), tmp_path / "cut", resume=True)
     assert whole["steps"] == resumed["steps"] == 4
     a, b = _adapter_tensors(tmp_path / "whole" / "adapter"), _adapter_tensors(tmp_path / "cut" / "adapter")
     assert a.keys() == b.keys()
@@ -284,7 +294,7 @@ def test_pcgu_resume_equals_an_uninterrupted_run(tmp_path, smollm2, data_dir):
     ]
     assert steps == [1, 2, 3, 4]
     with pytest.raises(ValueError, match=r"other settings \(lr: 0.001 -> 0.002\)"):
-        pcgu.train(pcgu.PcguConfig(epochs=2, **{**cfg, "lr": 2e-3}), tmp_path / "cut", resume=True)
+        train_adapter("pcgu", pcgu.PcguConfig(epochs=2, **{**cfg, "lr": 2e-3}), tmp_path / "cut", resume=True)
 
 
 def test_selection_keeps_the_chosen_epoch_as_the_adapter(tmp_path, smollm2, data_dir, monkeypatch):
@@ -298,7 +308,7 @@ def test_selection_keeps_the_chosen_epoch_as_the_adapter(tmp_path, smollm2, data
     monkeypatch.setattr(pipeline, "base_results", lambda spec, request: (scores(60.0, 80.0), True))
     monkeypatch.setattr(evaluation, "evaluate", lambda *args, **kwargs: next(canned))
     cfg = pcgu.PcguConfig(pairs=_pairs_file(tmp_path), k=64, lr=1e-3, batch_size=2, epochs=2)
-    summary = pcgu.train(cfg, tmp_path / "run")
+    summary = train_adapter("pcgu", cfg, tmp_path / "run")
     selection = json.loads((tmp_path / "run" / "selection.json").read_text())
     assert summary["chosen_epoch"] == selection["chosen_epoch"] == 1
     assert selection["epochs"]["2"]["lms"] == 77.0 and selection["base"]["ss_gender"] == 60.0

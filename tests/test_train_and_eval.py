@@ -8,14 +8,43 @@ real CrowS-Pairs task's aggregations.
 from __future__ import annotations
 
 import json
-import types
 
 import pytest
 from report_fixtures import crows_samples, results_file, winogender_samples
 
-from debias import evaluation, pipeline
+from debias import pipeline
 from debias import train_and_eval as job
+from debias.atomic import write_json_atomic
 from debias.methods import gee
+from debias.methods.recipe import Candidate, Recipe
+from reports.render import write_report
+
+
+class FakeRecipe(Recipe):
+    """Writes what a real recipe's training writes (a checkpoint, config.json, metrics.jsonl)."""
+
+    method, unit = "gee", "step"
+
+    def __init__(self, world, cfg, out, resume=False):
+        super().__init__(cfg, out, resume)
+        self.world = world
+
+    def setup(self):
+        pass
+
+    def train(self):
+        self.world.trained += 1
+        adapter = self.folder.checkpoint("step-2") / "adapter"
+        adapter.mkdir(parents=True, exist_ok=True)
+        (adapter / "adapter_config.json").write_text("{}")
+        summary = {"steps": self.cfg.steps, "stopped_early": False}
+        write_json_atomic(self.folder.config, {"method": "gee", "config": {}, "training": summary})
+        self.folder.metrics.write_text(json.dumps({"step": 1, "loss": 0.5}) + "\n")
+        return summary
+
+    def candidates(self):
+        adapter = self.folder.checkpoint("step-2") / "adapter"
+        return [Candidate("2", adapter)] if adapter.is_dir() else []
 
 
 class FakeWorld:
@@ -23,17 +52,6 @@ class FakeWorld:
 
     def __init__(self):
         self.trained, self.evaluated, self.fail_debiased = 0, [], False
-
-    def train(self, cfg, out, resume=False):
-        self.trained += 1
-        (out / "adapter").mkdir(parents=True, exist_ok=True)
-        (out / "adapter" / "adapter_config.json").write_text("{}")
-        summary = {"steps": cfg.steps, "stopped_early": False}
-        evaluation.write_json_atomic(
-            out / "config.json", {"method": "gee", "config": {}, "training": summary}
-        )
-        (out / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 0.5}) + "\n")
-        return summary
 
     def evaluate_spec(self, model_spec, request, adapter=None):
         self.evaluated.append("debiased" if adapter else "base")
@@ -53,7 +71,7 @@ def world(monkeypatch, tmp_path, smollm2):
     monkeypatch.setattr(pipeline, "cache_dir", lambda: tmp_path / "cache")
     monkeypatch.setattr(pipeline, "evaluate_spec", fake.evaluate_spec)
     monkeypatch.setattr(
-        "debias.methods.method_module", lambda method: types.SimpleNamespace(train=fake.train)
+        job, "make_recipe", lambda method, cfg, out, resume=False: FakeRecipe(fake, cfg, out, resume)
     )
     return fake
 
@@ -68,8 +86,12 @@ def _quiet():
     return job.Progress(stream=io.StringIO())
 
 
+def _run(spec, cfg, out):
+    return job.train_and_eval(spec, cfg, out, _quiet(), render=write_report)
+
+
 def test_phases_write_the_run_folder_and_a_second_run_hits_the_base_cache(world, tmp_path):
-    first = job.train_and_eval(SPEC, CFG, tmp_path / "a", _quiet())
+    first = _run(SPEC, CFG, tmp_path / "a")
     for rel in (
         "config.json",
         "adapter",
@@ -91,7 +113,7 @@ def test_phases_write_the_run_folder_and_a_second_run_hits_the_base_cache(world,
     (row,) = [c for c in comparison["tasks"]["gee_crows_pairs"] if c["metric"] == "pct_stereotype"]
     assert (row["base"], row["new"]) == (0.75, 0.5) and row["improved"] is True
 
-    job.train_and_eval(SPEC, CFG, tmp_path / "b", _quiet())
+    _run(SPEC, CFG, tmp_path / "b")
     assert world.evaluated == ["base", "debiased", "debiased"]  # no second base evaluation
     phases = json.loads((tmp_path / "b" / "run.json").read_text())["phases"]
     assert phases["base"]["cache_hit"] is True
@@ -105,23 +127,23 @@ def test_phases_write_the_run_folder_and_a_second_run_hits_the_base_cache(world,
 def test_interrupted_run_resumes_without_redoing_finished_phases(world, tmp_path):
     world.fail_debiased = True
     with pytest.raises(KeyboardInterrupt):
-        job.train_and_eval(SPEC, CFG, tmp_path / "r", _quiet())
+        _run(SPEC, CFG, tmp_path / "r")
     state = json.loads((tmp_path / "r" / "run.json").read_text())
-    assert set(state["phases"]) == {"train", "base"}
+    assert set(state["phases"]) == {"train", "select", "base"}
     assert not (tmp_path / "r" / "results" / "debiased.json").exists()  # nothing half-written
     world.fail_debiased = False
-    job.train_and_eval(SPEC, CFG, tmp_path / "r", _quiet())
+    _run(SPEC, CFG, tmp_path / "r")
     assert world.trained == 1 and world.evaluated == ["base", "debiased", "debiased"]
     assert set(json.loads((tmp_path / "r" / "run.json").read_text())["phases"]) == set(job.PHASES)
 
 
 def test_a_folder_started_with_other_settings_is_refused(world, tmp_path):
-    job.train_and_eval(SPEC, CFG, tmp_path / "x", _quiet())
+    _run(SPEC, CFG, tmp_path / "x")
     other = job.RunSpec(method="gee", tasks=["gee_crows_pairs"], limit=8, iters=50)
     with pytest.raises(ValueError, match=r"other settings \(limit: 4 -> 8\)"):
-        job.train_and_eval(other, CFG, tmp_path / "x", _quiet())
+        _run(other, CFG, tmp_path / "x")
     with pytest.raises(ValueError, match="steps: 2 -> 3"):
-        job.train_and_eval(SPEC, gee.GeeConfig(steps=3), tmp_path / "x", _quiet())
+        _run(SPEC, gee.GeeConfig(steps=3), tmp_path / "x")
 
 
 def test_real_end_to_end_run_on_the_default_model(tmp_path, smollm2, data_dir):
@@ -154,7 +176,7 @@ def test_real_end_to_end_run_on_the_default_model(tmp_path, smollm2, data_dir):
     state = json.loads((out / "run.json").read_text())
     assert cli.main(argv) == 0
     again = json.loads((out / "run.json").read_text())
-    for phase in ("train", "base", "debiased", "compare"):
+    for phase in ("train", "select", "base", "debiased", "compare"):
         assert again["phases"][phase] == state["phases"][phase]
 
 

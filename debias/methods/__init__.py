@@ -1,26 +1,33 @@
-"""Debiasing methods: each module is one config dataclass plus a recipe that trains an adapter.
+"""Debiasing methods: each is a package ``debias/methods/<name>/`` with a config dataclass and a
+``Recipe`` subclass (``debias.methods.recipe``); registered here, every command picks it up.
 
-A method module provides ``<Name>Config`` (every field a CLI flag), ``train(cfg, out, resume)`` writing
-``out/{adapter/, config.json, metrics.jsonl}``, and ``QUICK`` (config overrides for ``--quick`` runs).
-New methods (PCGU, DPO) register here and every command picks them up.
+The registry names modules as strings so that importing it loads no method (and no torch).
 """
 
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
 
-METHODS: dict[str, tuple[str, str]] = {
-    "gee": ("debias.methods.gee", "GeeConfig"),
-    "pcgu": ("debias.methods.pcgu", "PcguConfig"),
+from debias.methods.recipe import Recipe
+
+# method -> (module, config class, recipe class)
+METHODS: dict[str, tuple[str, str, str]] = {
+    "gee": ("debias.methods.gee.recipe", "GeeConfig", "GeeRecipe"),
+    "pcgu": ("debias.methods.pcgu.recipe", "PcguConfig", "PcguRecipe"),
 }
 
 
-def method_module(method: str) -> ModuleType:
+def _entry(method: str) -> tuple[str, str, str]:
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {', '.join(sorted(METHODS))}")
-    return importlib.import_module(METHODS[method][0])
+    return METHODS[method]
 
 
 def config_class(method: str) -> type:
-    return getattr(method_module(method), METHODS[method][1])
+    module, config, _ = _entry(method)
+    return getattr(importlib.import_module(module), config)
+
+
+def recipe_class(method: str) -> type[Recipe]:
+    module, _, recipe = _entry(method)
+    return getattr(importlib.import_module(module), recipe)

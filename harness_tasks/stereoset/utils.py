@@ -23,6 +23,7 @@ from typing import Any
 # Module attributes, not bound names: lm-eval imports this file under its own module name, and tests swap
 # the data file and tokenizer through these modules.
 from harness_tasks import _data, _tokenizer
+from harness_tasks._aggregation import JointAggregation
 from harness_tasks._data import DataFileError
 from harness_tasks.stereoset import scoring
 
@@ -62,18 +63,8 @@ NO_TOKENIZER = (
 
 
 def continuation_token_count(tokenizer, context: str, continuation: str) -> int:
-    """Tokens lm-eval scores for ``continuation`` after ``context`` (``LM.loglikelihood``/``_encode_pair``).
-
-    Empty context: the continuation encoded alone. Otherwise trailing spaces of the context move into the
-    continuation, and the count is ``len(enc(context + continuation)) - len(enc(context))``.
-    """
-    if not context:
-        return _tokenizer.count_tokens(tokenizer, continuation)
-    n_spaces = len(context) - len(context.rstrip())
-    if n_spaces:
-        context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
-    whole = tokenizer.encode(context + continuation, add_special_tokens=False)
-    return len(whole) - len(tokenizer.encode(context, add_special_tokens=False))
+    """Tokens lm-eval scores for ``continuation`` after ``context`` (``_tokenizer.continuation_tokens``)."""
+    return len(_tokenizer.continuation_tokens(tokenizer, context, continuation))
 
 
 def read_examples(path) -> list[dict[str, Any]]:
@@ -246,7 +237,7 @@ def all_metric_values(records: Sequence[dict[str, Any] | scoring.ExampleScores])
     return values
 
 
-class MetricAggregation:
+class MetricAggregation(JointAggregation):
     """lm-eval aggregation of one metric: ``metric_value(name, records)``.
 
     A callable object rather than a closure so that lm-eval, which records each aggregation in the result
@@ -260,7 +251,7 @@ class MetricAggregation:
     def __call__(self, records: Sequence[dict[str, Any]]) -> float:
         return metric_value(self.name, records)
 
-    # What debias.compare looks for: one function computing this metric together with its siblings.
+    # The declared hook (harness_tasks._aggregation): one scoring computes this metric and its siblings.
     joint = staticmethod(all_metric_values)
     prepare = staticmethod(as_examples)
 

@@ -216,27 +216,11 @@ def _pair(doc: dict, gender: str) -> tuple[str, str]:
     return pronoun, pronoun + doc["suffix"]
 
 
-def continuation_tokens(tokenizer, context: str, continuation: str) -> list:
-    """The tokens lm-eval scores for ``continuation`` after ``context`` (its ``_encode_pair`` split).
-
-    lm-eval moves trailing spaces of the context into the continuation, encodes context + continuation and
-    the context alone, and scores the tokens past the context's length; an empty context is replaced by
-    the BOS/EOS token and the continuation is encoded alone.
-    """
-    n_spaces = len(context) - len(context.rstrip())
-    if n_spaces:
-        context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
-    if not context:
-        return list(tokenizer.encode(continuation, add_special_tokens=False))
-    whole = tokenizer.encode(context + continuation, add_special_tokens=False)
-    return list(whole[len(tokenizer.encode(context, add_special_tokens=False)) :])
-
-
 def suffix_token_count(tokenizer, prefix: str, pronoun: str, pronoun_suffix: str) -> int | None:
     """Tokens of the suffix in ``pronoun_suffix``, or None when ll(pronoun + suffix) - ll(pronoun) would
     not be log p(suffix | prefix, pronoun) (the pronoun's tokens are not a prefix of the longer split)."""
-    short = continuation_tokens(tokenizer, prefix, pronoun)
-    full = continuation_tokens(tokenizer, prefix, pronoun_suffix)
+    short = _tokenizer.continuation_tokens(tokenizer, prefix, pronoun)
+    full = _tokenizer.continuation_tokens(tokenizer, prefix, pronoun_suffix)
     if len(full) <= len(short) or full[: len(short)] != short:
         return None
     return len(full) - len(short)

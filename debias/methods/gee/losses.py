@@ -23,12 +23,13 @@ Data flow for one optimizer step (possibly many micro-batches and processes):
 4. ``gee_loss`` / ``gap_loss`` on the group means.
 
 Exact gradients with micro-batches. The step loss depends on the *whole step's* group means, but
-backward runs per micro-batch. Because ``H_g = S_g / N_g`` with ``S_g = Σ_micro S_g^micro`` and
+the forward runs per micro-batch. Because ``H_g = S_g / N_g`` with ``S_g = Σ_micro S_g^micro`` and
 ``N_g`` independent of the parameters, ``dL/dθ = Σ_g (∂L/∂H_g / N_g) · Σ_micro dS_g^micro/dθ``.
-So: first compute the step-level sums/counts without grad (a no-grad pass over the micro-batches),
-get ``c = surrogate_coefficients(step_sums, step_counts, loss_fn)``, then for each micro-batch
-backprop ``surrogate_loss(micro_group_sums, c) = Σ_g c_g · S_g^micro``. The accumulated gradient is
-exactly the full-batch gradient (the surrogate's *value* is not the loss; log the loss separately).
+So the recipe (``GeeRecipe.compute_gradients``) forwards every micro-batch keeping its group sums'
+graph, forms the step-level sums/counts (all-reduced across processes) from their detached values,
+gets ``c = surrogate_coefficients(step_sums, step_counts, loss_fn)`` and runs ONE backward of
+``surrogate_loss(Σ_micro S^micro, c) = Σ_g c_g · S_g``. The gradient is exactly the full-batch
+gradient (the surrogate's *value* is not the loss; the loss is logged separately).
 """
 
 from __future__ import annotations

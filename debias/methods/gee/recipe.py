@@ -16,7 +16,6 @@ doing it explicitly (instead of DDP) keeps one forward-many/backward-once step l
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import sys
 from dataclasses import dataclass
@@ -25,7 +24,9 @@ from typing import Any, Literal
 
 import torch
 
-from debias import losses, training
+from debias import models, training
+from debias.methods.gee import losses
+from debias.methods.recipe import Candidate, Recipe
 from debias.models import DEFAULT_MODEL
 
 Mode = Literal["teacher-forced", "rollout"]
@@ -52,7 +53,10 @@ class GeeConfig:
     data: str = "templates"  # "templates" (the project's generator) or a JSONL/CSV/parquet of prompts
     text_field: str = "text"
     group_field: str | None = None
-    balance: Literal["downsample", "reweight"] = "downsample"
+    # user prompts: downsample / reweight the detected groups, or "counterfactual": pair every male and
+    # female prompt with its gender-swapped twin (debias.data.counterfactual), so each step compares the
+    # same texts about both groups, as the template data does
+    balance: Literal["downsample", "reweight", "counterfactual"] = "downsample"
     per_group: int = 8  # examples of each group per optimizer step
     micro_batch_size: int = 16
     steps: int = 40
@@ -74,6 +78,11 @@ class GeeConfig:
     probe_batch_size: int = 32
     probe_max_examples: int | None = 512  # held-out probe examples (paired; None: all 19k)
     seed: int = 0
+    # Model selection among the checkpoints (every checkpoint_every steps and the last), shared with every
+    # method (debias.selection): "" keeps the last, which is what GEE's own stopping rule chose.
+    select_task: str = ""
+    select_metric: str = "ss_gender"
+    max_lms_drop: float = 1.0
 
     def __post_init__(self) -> None:
         self.groups = tuple(self.groups)
@@ -95,6 +104,28 @@ class GeeConfig:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
         if self.temperature <= 0 or self.lr <= 0:
             raise ValueError("temperature and lr must be positive")
+
+
+def counterfactual_examples(examples, groups, source: str) -> list:
+    """Each male and each female prompt with its gender-swapped twin: exact pairs from one-sided text.
+
+    The swap is a gender swap, so the groups must be male and female; a prompt the swap does not change
+    or a continuation with gender words is refused (``counterfactual_pairs`` names it).
+    """
+    from debias.data import counterfactual_pairs
+
+    if set(groups) != {"male", "female"}:
+        raise ValueError(
+            f"--balance counterfactual swaps gender words: groups must be male and female, not {groups}"
+        )
+    present = {ex.group for ex in examples}
+    pairs = []
+    for a, b in ((groups[0], groups[1]), (groups[1], groups[0])):
+        if a in present:
+            pairs += counterfactual_pairs(examples, a, b)
+    if not pairs:
+        raise ValueError(f"{source}: no {' or '.join(groups)} prompts to pair")
+    return pairs
 
 
 @dataclass
@@ -128,22 +159,14 @@ def teacher_forced_batch(tokenizer, examples, group_index: dict[str, int]) -> Ba
             raise ValueError(f"teacher-forced mode needs a continuation; example {ex.pair_id!r} has none")
         rows.append(prompt + cont)
         masks.append([0] * len(prompt) + [1] * len(cont))
-    return _pad(rows, masks, examples, group_index, tokenizer.pad_token_id, left=False)
+    ids, attn, score = training.pad(rows, tokenizer.pad_token_id, marks=masks)
+    return Batch(ids, attn, score, *_group_tensors(examples, group_index))
 
 
-def _pad(rows, masks, examples, group_index, pad_id, left: bool) -> Batch:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    attn = torch.zeros((len(rows), width), dtype=torch.long)
-    score = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, (row, mask) in enumerate(zip(rows, masks, strict=True)):
-        span = slice(width - len(row), width) if left else slice(0, len(row))
-        ids[i, span] = torch.tensor(row)
-        attn[i, span] = 1
-        score[i, span] = torch.tensor(mask)
+def _group_tensors(examples, group_index: dict[str, int]) -> tuple[torch.Tensor, torch.Tensor]:
     groups = torch.tensor([group_index[ex.group] for ex in examples])
     weights = torch.tensor([float(ex.weight) for ex in examples])
-    return Batch(ids, attn, score, groups, weights)
+    return groups, weights
 
 
 @torch.no_grad()
@@ -154,12 +177,8 @@ def rollout_batch(model, tokenizer, examples, group_index, cfg: GeeConfig, devic
     one of the model's predictions).
     """
     prompts = [tokenizer.encode(ex.prompt) for ex in examples]
-    width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), tokenizer.pad_token_id, dtype=torch.long)
-    attn = torch.zeros_like(ids)
-    for i, p in enumerate(prompts):
-        ids[i, width - len(p) :] = torch.tensor(p)
-        attn[i, width - len(p) :] = 1
+    ids, attn, _ = training.pad(prompts, tokenizer.pad_token_id, left=True)
+    width = ids.shape[1]
     out = model.generate(
         input_ids=ids.to(device),
         attention_mask=attn.to(device),
@@ -176,9 +195,7 @@ def rollout_batch(model, tokenizer, examples, group_index, cfg: GeeConfig, devic
     gen_mask = (~after_eos).long()
     full_attn = torch.cat([attn, gen_mask], dim=1)
     score = torch.cat([torch.zeros_like(attn), gen_mask], dim=1)
-    groups = torch.tensor([group_index[ex.group] for ex in examples])
-    weights = torch.tensor([float(ex.weight) for ex in examples])
-    return Batch(out, full_attn, score, groups, weights)
+    return Batch(out, full_attn, score, *_group_tensors(examples, group_index))
 
 
 def _eos_ids(model, tokenizer) -> list[int]:
@@ -226,29 +243,29 @@ def entropy_probe(model, tokenizer, examples, cfg: GeeConfig, device) -> dict[st
     }
 
 
-class GeeRecipe:
-    """Setup, train, checkpoint, save: everything GEE training does, top to bottom."""
+class GeeRecipe(Recipe):
+    """Setup, train, checkpoint: everything GEE training does, top to bottom."""
 
-    def __init__(self, cfg: GeeConfig, out: Path, resume: bool = False):
-        self.cfg, self.out, self.resume = cfg, Path(out), resume
+    method = "gee"
+    unit = "step"
+    quick = {"steps": 5, "probe_max_examples": 64, "stop_examples": 64}
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
         from accelerate import Accelerator
 
-        from debias import models
-
         cfg = self.cfg
+        self.check_resume()
         self.accelerator = Accelerator(
             mixed_precision=cfg.mixed_precision,
             cpu=not torch.cuda.is_available(),
             log_with=cfg.log_with,
-            project_dir=str(self.out),
+            project_dir=str(self.folder.path),
         )
         # The same seed on every process: peft draws LoRA-A at random, and replicas must start identical.
         training.set_seed(cfg.seed)
-        base, self.tokenizer = models.load(cfg.model)
-        self.model_path = models.resolve(cfg.model)
+        self.model_ref = models.reference(cfg.model)
+        base, self.tokenizer = models.load(str(self.model_ref.path))
         self.model = training.add_lora(base, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets)
         self.model.to(self.accelerator.device)
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
@@ -260,11 +277,15 @@ class GeeRecipe:
         from debias.data import GroupBalancedBatches
 
         self.batches = GroupBalancedBatches(
-            self.train_examples, list(cfg.groups), cfg.per_group, cfg.seed, paired=cfg.data == "templates"
+            self.train_examples,
+            list(cfg.groups),
+            cfg.per_group,
+            cfg.seed,
+            paired=cfg.data == "templates" or cfg.balance == "counterfactual",
         )
         self.step, self.gap_1, self.gap_ema = 0, None, None
         self.probe_before = None
-        checkpoint = training.latest_checkpoint(self.out) if self.resume else None
+        checkpoint = training.latest_checkpoint(self.folder.checkpoints) if self.resume else None
         if checkpoint is not None:
             self.step, extra = training.load_checkpoint(
                 checkpoint, self.model, self.optimizer, self.scheduler
@@ -273,10 +294,10 @@ class GeeRecipe:
             self.gap_1, self.gap_ema = extra["gap_1"], extra["gap_ema"]
             self.probe_before = extra.get("probe_before")
         self.log = training.MetricsLog(
-            self.out / "metrics.jsonl", truncate_after_step=self.step if checkpoint else None
+            self.folder.metrics, truncate_after_step=self.step if checkpoint else None
         )
         if cfg.log_with:
-            self.accelerator.init_trackers("gee", config=_jsonable(dataclasses.asdict(cfg)))
+            self.accelerator.init_trackers("gee", config=self.config_dict())
         if self.probe_before is None:
             self.probe_before = self.probe()
         self._write_config(training_summary=None)
@@ -289,7 +310,10 @@ class GeeRecipe:
             train = generate("train", groups=cfg.groups, seed=cfg.seed)
         else:
             train = load_prompts(Path(cfg.data), text_field=cfg.text_field, group_field=cfg.group_field)
-            train = balance(train, list(cfg.groups), mode=cfg.balance, seed=cfg.seed)
+            if cfg.balance == "counterfactual":
+                train = counterfactual_examples(train, cfg.groups, cfg.data)
+            else:
+                train = balance(train, list(cfg.groups), mode=cfg.balance, seed=cfg.seed)
             if cfg.mode == "teacher-forced" and not all(ex.continuation for ex in train):
                 raise ValueError(
                     f"{cfg.data}: user prompts have no continuation to score; use --mode rollout"
@@ -393,7 +417,11 @@ class GeeRecipe:
 
     # ------------------------------------------------------------------ loop
     def train(self, stop_after: int | None = None) -> dict[str, Any]:
-        """Run to ``cfg.steps`` (or gap-mode early stop). ``stop_after`` simulates an interruption."""
+        """Run to ``cfg.steps`` (or gap-mode early stop). ``stop_after`` simulates an interruption.
+
+        Every ``checkpoint_every`` steps and at the end a checkpoint is written; the last one is the
+        trained adapter (``candidates``), the others are what model selection may choose from.
+        """
         from tqdm.auto import tqdm
 
         cfg, acc = self.cfg, self.accelerator
@@ -411,7 +439,8 @@ class GeeRecipe:
                 if cfg.loss == "gap" and self.step % cfg.stop_check_every == 0:
                     stop = entropy_probe(self.model, self.tokenizer, self.stop_split, cfg, acc.device)
                     metrics["stop_split_gap"] = stop["gap"]
-                    stopped_early = stop["gap"] <= cfg.target_gap
+                    means = torch.tensor([stop["entropy"][g] for g in cfg.groups], dtype=torch.float64)
+                    stopped_early = losses.gap_reached(means, cfg.target_gap)
                 if acc.is_main_process:
                     self.log.write(metrics)
                 if cfg.log_with:
@@ -442,30 +471,34 @@ class GeeRecipe:
                 "gap_ema": self.gap_ema,
                 "probe_before": self.probe_before,
             }
-            training.save_checkpoint(self.out, self.step, self.model, self.optimizer, self.scheduler, extra)
+            training.save_checkpoint(
+                self.folder.checkpoints, self.step, self.model, self.optimizer, self.scheduler, extra
+            )
         self.accelerator.wait_for_everyone()
+
+    def candidates(self) -> list[Candidate]:
+        return [
+            Candidate(str(int(path.name.split("-")[1])), path / "adapter")
+            for path in training.step_checkpoints(self.folder.checkpoints)
+        ]
+
+    @property
+    def is_main_process(self) -> bool:
+        accelerator = getattr(self, "accelerator", None)  # None: not set up (a later, selection-only run)
+        return accelerator is None or accelerator.is_main_process
+
+    def wait_for_everyone(self) -> None:
+        if getattr(self, "accelerator", None) is not None:
+            self.accelerator.wait_for_everyone()
 
     def probe(self) -> dict[str, Any]:
         return entropy_probe(self.model, self.tokenizer, self.heldout, self.cfg, self.accelerator.device)
 
     def _write_config(self, training_summary: dict[str, Any] | None) -> None:
-        """The resolved config next to the adapter, so the run can be reproduced from its folder alone."""
-        from debias import evaluation, models
-
-        if not self.accelerator.is_main_process:
-            return
-        evaluation.write_json_atomic(
-            self.out / "config.json",
-            {
-                "method": "gee",
-                "config": _jsonable(dataclasses.asdict(self.cfg)),
-                "model": {"spec": self.cfg.model, "fingerprint": models.model_fingerprint(self.model_path)},
-                "training": training_summary,
-                "processes": self.accelerator.num_processes,
-                "device": str(self.accelerator.device),
-                "libraries": evaluation.library_versions(),
-            },
-        )
+        if self.accelerator.is_main_process:
+            self.write_config(
+                self.model_ref, training_summary, str(self.accelerator.device), self.accelerator.num_processes
+            )
 
     def finish(self, stopped_early: bool) -> dict[str, Any]:
         probe_after = self.probe()
@@ -482,8 +515,6 @@ class GeeRecipe:
             "relative_gap_before": self.probe_before["gap"] / self.probe_before["mean_entropy"],
             "relative_gap_after": probe_after["gap"] / probe_after["mean_entropy"],
         }
-        if self.accelerator.is_main_process:
-            self.model.save_pretrained(self.out / "adapter")
         self._write_config(training_summary=summary)
         if self.cfg.log_with:
             self.accelerator.end_training()
@@ -500,18 +531,4 @@ def _flat(metrics: dict[str, Any]) -> dict[str, float]:
     return flat
 
 
-def _jsonable(obj: Any) -> Any:
-    return json.loads(json.dumps(obj, default=list))
-
-
-# train-and-eval --quick: a few steps and small probes, to exercise the whole pipeline in minutes
-QUICK = {"steps": 5, "probe_max_examples": 64, "stop_examples": 64}
-
-
-def train(cfg: GeeConfig, out: Path, resume: bool = False, stop_after: int | None = None) -> dict[str, Any]:
-    recipe = GeeRecipe(cfg, out, resume)
-    recipe.setup()
-    return recipe.train(stop_after=stop_after)
-
-
-__all__ = ["QUICK", "GeeConfig", "GeeRecipe", "entropy_probe", "train"]
+__all__ = ["GeeConfig", "GeeRecipe", "entropy_probe", "group_sums", "rollout_batch", "teacher_forced_batch"]

@@ -1,0 +1,110 @@
+"""The one shape every debiasing method has: a config dataclass and a ``Recipe`` (after torchtune).
+
+    recipe = Recipe(cfg, out, resume)
+    recipe.setup()             # model, data, optimizer; on resume: check config.json, load checkpoint
+    summary = recipe.train()   # writes checkpoints/<unit>-N/ and metrics.jsonl; returns its summary
+    recipe.candidates()        # the checkpoints model selection may keep, in training order
+
+Model selection (score candidates on the selection split, keep one as ``adapter/``) is not part of a
+recipe: ``debias.selection`` does it the same way for every method, so no method needs the evaluation
+pipeline and every method's choice is recorded alike in ``selection.json``.
+
+A config that wants selection declares ``select_task``, ``select_metric`` and ``max_lms_drop`` fields;
+``select_task = ""`` keeps the last candidate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from debias import evaluation, run_folder
+from debias.models import ModelRef
+from debias.run_folder import RunFolder
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A checkpoint selection may keep: ``label`` is its epoch or step number, ``path`` an adapter folder."""
+
+    label: str
+    path: Path
+
+
+class Recipe(ABC):
+    method: ClassVar[str]
+    #: what one candidate checkpoint is ("epoch", "step"): selection.json names its entries after it
+    unit: ClassVar[str]
+    #: --quick overrides (a few steps, small probes): exercises the whole pipeline in minutes
+    quick: ClassVar[dict[str, Any]] = {}
+    #: config fields a resumed run may change (PCGU: more epochs); any other change is refused
+    resume_may_change: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, cfg: Any, out: Path | RunFolder, resume: bool = False) -> None:
+        self.cfg = cfg
+        self.folder = out if isinstance(out, RunFolder) else RunFolder(out)
+        self.resume = resume
+
+    @abstractmethod
+    def setup(self) -> None:
+        """Load model and data; on ``resume`` refuse other settings (``check_resume``) and restore state."""
+
+    @abstractmethod
+    def train(self) -> dict[str, Any]:
+        """Train to the end (or from the restored state), write checkpoints; return the training summary."""
+
+    @abstractmethod
+    def candidates(self) -> list[Candidate]:
+        """Finished checkpoints, in training order; read from the run folder, so it works after a restart."""
+
+    def adapter_summary(self, adapter: Path) -> dict[str, Any]:
+        """What the kept adapter is (sizes, units): merged into the training summary after selection."""
+        return {"adapter_bytes": sum(p.stat().st_size for p in Path(adapter).rglob("*") if p.is_file())}
+
+    def not_held_out(self) -> list[str]:
+        """Benchmarks (or parts of them) the method's training data or stopping rule looked at."""
+        return []
+
+    @property
+    def is_main_process(self) -> bool:
+        """Multi-process recipes: only the main process selects and writes the run folder's files."""
+        return True
+
+    def wait_for_everyone(self) -> None:  # noqa: B027  (a no-op unless the recipe runs on several processes)
+        """Multi-process recipes: a barrier after the main process's selection."""
+
+    # ---------------------------------------------------------------- shared pieces
+    def check_resume(self) -> None:
+        if self.resume:
+            self.folder.check_resume(self.method, self.config_dict(), self.resume_may_change)
+
+    def config_dict(self) -> dict[str, Any]:
+        return run_folder.jsonable(dataclasses.asdict(self.cfg))
+
+    def write_config(
+        self, model: ModelRef, training: dict[str, Any] | None, device: str, processes: int = 1
+    ) -> None:
+        """``config.json``: the resolved config next to the adapter, so any run is reproducible from it."""
+        self.folder.write_config(
+            {
+                "method": self.method,
+                "config": self.config_dict(),
+                "model": {"spec": model.spec, "fingerprint": model.fingerprint},
+                "training": training,
+                "processes": processes,
+                "device": device,
+                "libraries": evaluation.library_versions(),
+            }
+        )
+
+
+def selection_settings(cfg: Any) -> tuple[str, str, float]:
+    """(task, metric, max LMS drop) of a config; a config without the fields does no selection."""
+    return (
+        getattr(cfg, "select_task", "") or "",
+        getattr(cfg, "select_metric", "ss_gender"),
+        float(getattr(cfg, "max_lms_drop", 1.0)),
+    )

@@ -1,0 +1,283 @@
+"""The run folder's contract: which file holds what, and the only code that reads or writes them.
+
+    runs/NAME/
+      run.json                  spec + finished phases (RunState)
+      config.json               method, resolved config, model fingerprint, training summary
+      metrics.jsonl             one line per training step
+      checkpoints/<name>/       the method's resumable state (GEE: step-N, PCGU: epoch-N)
+      selection.json            candidates scored on the selection task, and the one kept
+      adapter/                  the kept adapter (peft LoRA, or a sparse adapter)
+      results/{base,debiased,comparison}.json
+      samples/{base,debiased}/<task>.json
+      report.html
+
+Methods, the main job, benchmarks and the report all go through this module, so the layout is written
+down once. It imports nothing above ``debias.atomic`` and ``debias.models``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from debias.atomic import write_json_atomic
+
+RUN = "run.json"
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+CHECKPOINTS = "checkpoints"
+SELECTION = "selection.json"
+ADAPTER = "adapter"
+RESULTS = "results"
+SAMPLES = "samples"
+REPORT = "report.html"
+
+
+class RunFolderError(ValueError):
+    """A run folder that cannot be read (missing or unreadable file) or reused: one line naming it."""
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` as it reads back from JSON (tuples become lists): what a stored setting compares against."""
+    return json.loads(json.dumps(obj, default=list))
+
+
+def settings_difference(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """``"field: old -> new"`` per setting that differs: the one-line reason a run folder is refused."""
+    return [
+        f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
+        for k in sorted(set(old) | set(new))
+        if old.get(k) != new.get(k)
+    ]
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise RunFolderError(f"{path}: missing (is this a finished train-and-eval run folder?)") from None
+    except json.JSONDecodeError as exc:
+        raise RunFolderError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    if Path(path).is_file():
+        for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise RunFolderError(f"{path}:{number}: not a JSON line") from None
+    return rows
+
+
+class RunFolder:
+    """Paths of one run folder; no I/O beyond what each method says."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def config(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / METRICS
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / CHECKPOINTS
+
+    @property
+    def selection(self) -> Path:
+        return self.path / SELECTION
+
+    @property
+    def adapter(self) -> Path:
+        return self.path / ADAPTER
+
+    @property
+    def report(self) -> Path:
+        return self.path / REPORT
+
+    def checkpoint(self, name: str) -> Path:
+        return self.checkpoints / name
+
+    def has_checkpoints(self) -> bool:
+        return self.checkpoints.is_dir() and any(self.checkpoints.iterdir())
+
+    def results_file(self, which: str) -> Path:
+        return self.path / RESULTS / f"{which}.json"
+
+    def samples_dir(self, which: str) -> Path:
+        return self.path / SAMPLES / which
+
+    # ---------------------------------------------------------------- results
+    def write_results(self, results: dict[str, Any], which: str) -> None:
+        write_results(results, self.results_file(which), self.samples_dir(which))
+
+    def read_results(self, which: str, with_samples: bool = False) -> dict[str, Any]:
+        return read_results(self.results_file(which), self.samples_dir(which) if with_samples else None)
+
+    def samples(self, which: str, task: str) -> list[dict[str, Any]]:
+        file = self.samples_dir(which) / f"{task}.json"
+        return read_json(file) if file.is_file() else []
+
+    # ---------------------------------------------------------------- config.json
+    def write_config(self, record: dict[str, Any]) -> None:
+        write_json_atomic(self.config, jsonable(record))
+
+    def check_resume(self, method: str, config: dict[str, Any], may_change: tuple[str, ...] = ()) -> None:
+        """Refuse to resume a training started with other settings (``may_change``: fields that may).
+
+        A resumed run that silently mixed two configurations would save an adapter neither describes.
+        """
+        if not self.config.is_file():
+            return
+        recorded = read_json(self.config)
+        if recorded.get("method") != method:
+            raise RunFolderError(
+                f"{self.path}: holds a {recorded.get('method')!r} training, not {method!r}; use another --out"
+            )
+        changed = [
+            c
+            for c in settings_difference(recorded.get("config") or {}, jsonable(config))
+            if c.split(":", 1)[0] not in may_change
+        ]
+        if changed:
+            raise RunFolderError(
+                f"{self.path}: started with other settings ({'; '.join(changed[:4])}); use another --out"
+            )
+
+
+def write_results(results: dict[str, Any], results_file: Path, samples_dir: Path) -> None:
+    """The result file without its per-sample logs, and one compact ``<task>.json`` per task beside it.
+
+    Samples are kept out of the result file: for gee_bias they are ~70 MB, the metrics a few kB.
+    """
+    results = dict(results)
+    for task, rows in results.pop("samples", {}).items():
+        write_json_atomic(Path(samples_dir) / f"{task}.json", rows, compact=True)
+    write_json_atomic(results_file, results)
+
+
+def read_results(results_file: Path, samples_dir: Path | None = None) -> dict[str, Any]:
+    """A result file, with ``samples`` {task: rows} read back from ``samples_dir`` when given."""
+    results = read_json(results_file)
+    if samples_dir is not None:
+        results["samples"] = {p.stem: read_json(p) for p in sorted(Path(samples_dir).glob("*.json"))}
+    return results
+
+
+def summary(results: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """{task: {metric: value}} without stderr entries; the default ``none`` filter suffix is dropped."""
+    out: dict[str, dict[str, float]] = {}
+    for task, metrics in results.get("results", {}).items():
+        for key, value in metrics.items():
+            name, _, filter_name = key.partition(",")
+            if filter_name and not name.endswith("_stderr") and isinstance(value, int | float):
+                # keep the filter when it is not lm-eval's default: GSM8K has strict and flexible matches
+                out.setdefault(task, {})[name if filter_name == "none" else key] = value
+    return out
+
+
+class RunState:
+    """``run.json``: the spec the folder was started with and the wall time of each finished phase."""
+
+    def __init__(self, folder: RunFolder, spec: dict[str, Any], method_config: dict[str, Any]) -> None:
+        self.path = folder.path / RUN
+        wanted = jsonable({"spec": spec, "method_config": method_config})
+        if self.path.is_file():
+            self.data = read_json(self.path)
+            old = {"spec": self.data.get("spec"), "method_config": self.data.get("method_config")}
+            if old != wanted:
+                raise RunFolderError(
+                    f"{folder.path} holds a run started with other settings ({_difference(old, wanted)}); "
+                    "use another --out, or the same settings to resume it"
+                )
+        else:
+            self.data = {**wanted, "phases": {}}
+            self.save()
+
+    def done(self, phase: str) -> bool:
+        return phase in self.data["phases"]
+
+    def finish(self, phase: str, wall_s: float, **extra: Any) -> None:
+        self.data["phases"][phase] = {"wall_s": round(wall_s, 1), **extra}
+        self.save()
+
+    def save(self) -> None:
+        write_json_atomic(self.path, self.data)
+
+
+def _difference(old: dict[str, Any], new: dict[str, Any]) -> str:
+    changed = []
+    for section in ("spec", "method_config"):
+        changed += settings_difference(old.get(section) or {}, new.get(section) or {})
+    return "; ".join(changed[:4]) or "unreadable run.json"
+
+
+@dataclass
+class Run:
+    """A finished run folder, read for the report and the benchmarks."""
+
+    name: str
+    path: Path
+    run: dict[str, Any]
+    config: dict[str, Any]
+    base: dict[str, Any]
+    debiased: dict[str, Any]
+    comparison: dict[str, Any]
+    curves: list[dict[str, Any]]
+    selection: dict[str, Any] | None = None
+
+    @property
+    def training(self) -> dict[str, Any]:
+        return self.config.get("training") or {}
+
+    @property
+    def folder(self) -> RunFolder:
+        return RunFolder(self.path)
+
+
+def load(path: Path | str) -> Run:
+    folder = RunFolder(path)
+    if not folder.path.is_dir():
+        raise RunFolderError(f"{folder.path}: not a run folder")
+    return Run(
+        name=folder.name,
+        path=folder.path,
+        run=read_json(folder.path / RUN),
+        config=read_json(folder.config),
+        base=read_json(folder.results_file("base")),
+        debiased=read_json(folder.results_file("debiased")),
+        comparison=read_json(folder.results_file("comparison")),
+        curves=read_jsonl(folder.metrics),
+        selection=read_json(folder.selection) if folder.selection.is_file() else None,
+    )
+
+
+__all__ = [
+    "RunFolder",
+    "RunFolderError",
+    "RunState",
+    "Run",
+    "jsonable",
+    "load",
+    "read_json",
+    "read_jsonl",
+    "read_results",
+    "settings_difference",
+    "summary",
+    "write_results",
+]

@@ -1,0 +1,131 @@
+"""Model selection, the same for every method: score a recipe's candidate checkpoints on the selection
+split, keep one as ``adapter/``, record every score and the reason in ``selection.json``.
+
+The rule (the PCGU paper's): among candidates whose LMS on the selection split is at most
+``max_lms_drop`` below the base model's, keep the one whose ``metric`` is nearest 50; if none qualifies,
+keep the one that lost the least LMS and say so. The selection split (``gee_stereoset_select``) is never
+reported: the report half and the other benchmarks stay held out.
+
+Scores are written after every candidate, so an interrupted selection resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from debias import evaluation, models, pipeline, run_folder
+from debias.atomic import atomic_dir, write_json_atomic
+from debias.methods.recipe import Candidate, Recipe, selection_settings
+
+
+def choose(
+    base: Mapping[str, float],
+    scored: Mapping[Any, Mapping[str, float]],
+    metric: str,
+    max_lms_drop: float,
+    unit: str = "epoch",
+) -> tuple[Any, str]:
+    """(label, why): the candidate with |metric − 50| smallest among those within the LMS budget.
+
+    When no candidate stays within the budget the one that lost the least LMS is kept, and ``why`` says
+    so: the run still produces an adapter, and the caller records the warning next to it.
+    """
+    if not scored:
+        raise ValueError("no checkpoint to choose from")
+    drops = {label: base["lms"] - m["lms"] for label, m in scored.items()}
+    eligible = [label for label in scored if drops[label] <= max_lms_drop]
+    if eligible:
+        best = min(eligible, key=lambda label: abs(scored[label][metric] - 50.0))
+        return best, (
+            f"{unit} {best}: |{metric} - 50| = {abs(scored[best][metric] - 50.0):.2f}, the smallest among "
+            f"{len(eligible)} of {len(scored)} checkpoints with LMS drop <= {max_lms_drop:g} "
+            f"(this one {drops[best]:.2f})"
+        )
+    best = min(scored, key=lambda label: drops[label])
+    return best, (
+        f"no checkpoint kept the LMS drop <= {max_lms_drop:g}; kept {unit} {best}, the smallest drop "
+        f"({drops[best]:.2f})"
+    )
+
+
+def selection_metrics(results: dict[str, Any], task: str, metric: str) -> dict[str, float]:
+    values = evaluation.summary(results).get(task, {})
+    missing = [name for name in (metric, "lms") if name not in values]
+    if missing:
+        raise ValueError(f"selection task {task!r} reports no {', '.join(missing)} (a StereoSet task does)")
+    return {name: float(values[name]) for name in sorted(values) if name.startswith(("ss", "lms", "icat"))}
+
+
+def request_for(recipe: Recipe) -> evaluation.EvalRequest:
+    task, _, _ = selection_settings(recipe.cfg)
+    return evaluation.EvalRequest(tasks=[task], seed=getattr(recipe.cfg, "seed", 0))
+
+
+def score(model: models.ModelRef, candidate: Candidate, request: evaluation.EvalRequest) -> dict[str, Any]:
+    """The base model with ``candidate`` merged, evaluated on the selection request."""
+    base, tokenizer = models.load(str(model.path))
+    merged = pipeline.with_adapter(base, candidate.path, model.weights_sha256)
+    return evaluation.evaluate(merged, tokenizer, request, tokenizer_path=str(model.path))
+
+
+def select(recipe: Recipe, model: models.ModelRef) -> dict[str, Any]:
+    """Score (or reuse the scores of) every candidate, keep one as ``adapter/``; returns the summary.
+
+    The training summary in ``config.json`` gains the choice, the reason, the adapter's size and what
+    is no longer held out.
+    """
+    folder = recipe.folder
+    task, metric, max_lms_drop = selection_settings(recipe.cfg)
+    candidates = recipe.candidates()
+    if not candidates:
+        raise ValueError(f"{folder.path}: training left no checkpoint to keep")
+    unit, key = recipe.unit, f"{recipe.unit}s"
+    previous = run_folder.read_json(folder.selection) if folder.selection.is_file() else {}
+    if (previous.get("task"), previous.get("metric")) != (task, metric):
+        previous = {}
+    selection: dict[str, Any] = {"task": task, "metric": metric, key: {}}
+    if task:
+        request = request_for(recipe)
+        base_results, _ = pipeline.base_results(model.spec, request)
+        selection["base"] = selection_metrics(base_results, task, metric)
+        for candidate in candidates:
+            kept = previous.get(key, {}).get(candidate.label)
+            selection[key][candidate.label] = kept or selection_metrics(
+                score(model, candidate, request), task, metric
+            )
+            write_json_atomic(folder.selection, selection)
+        chosen, why = choose(selection["base"], selection[key], metric, max_lms_drop, unit)
+    else:
+        chosen, why = candidates[-1].label, f"no selection task: the last {unit}"
+    selection.update({f"chosen_{unit}": _label_value(chosen), "why": why, "max_lms_drop": max_lms_drop})
+    write_json_atomic(folder.selection, selection)
+    source = next(c.path for c in candidates if c.label == chosen)
+    with atomic_dir(folder.adapter) as tmp:
+        _copy_tree(source, tmp)
+    record = run_folder.read_json(folder.config)
+    summary = dict(record.get("training") or {})
+    summary.update({f"chosen_{unit}": _label_value(chosen), "selection": why})
+    summary.update(recipe.adapter_summary(folder.adapter))
+    summary["not_held_out"] = recipe.not_held_out() + (
+        [f"{task} and the tasks that contain its documents (checkpoint selection; the rest is held out)"]
+        if task
+        else []
+    )
+    folder.write_config({**record, "training": summary})
+    return summary
+
+
+def _label_value(label: str) -> int | str:
+    """Epoch and step labels are numbers: recorded as such (``chosen_epoch: 2``)."""
+    return int(label) if label.isdigit() else label
+
+
+def _copy_tree(source, dest) -> None:
+    import shutil
+
+    for item in sorted(source.iterdir()):
+        if item.is_dir():
+            shutil.copytree(item, dest / item.name)
+        else:
+            shutil.copy2(item, dest / item.name)

@@ -1,0 +1,1 @@
+"""gee_crows_pairs: CrowS-Pairs stereotype preference as lm-eval tasks."""
