@@ -136,6 +136,22 @@ def _method_in(argv: list[str]) -> str:
     return "gee"
 
 
+def cmd_probe(args: argparse.Namespace) -> int:
+    from debias import probe
+
+    prompts = probe.read_prompts(Path(args.prompts)) if args.prompts else list(probe.DEFAULT_PROMPTS)
+    runner = probe.Probe(args.model, args.adapter or [], max_new_tokens=args.max_new_tokens, seed=args.seed)
+    if args.interactive:
+        return probe.interactive(runner)
+    generations = runner.run(prompts)
+    if args.out:
+        probe.write_jsonl(generations, Path(args.out))
+        print(f"wrote {args.out}", file=sys.stderr)
+    for g in generations:
+        print(f"[{g.model} | {g.mode}] {g.prompt}{g.text}")
+    return 0
+
+
 def cmd_merge(args: argparse.Namespace) -> int:
     from debias import pipeline
 
@@ -192,6 +208,16 @@ def build_parser(method: str = "gee") -> argparse.ArgumentParser:
     p.add_argument("--adapter", required=True, help="adapter folder (peft LoRA or PCGU sparse)")
     p.add_argument("--out", required=True, help="folder for the merged checkpoint")
     p.set_defaults(func=cmd_merge)
+
+    p = sub.add_parser("probe", help="generate from the base model and each adapter, side by side")
+    p.add_argument("--model", default="smollm2-135m")
+    p.add_argument("--adapter", action="append", help="adapter folder (repeat for several)")
+    p.add_argument("--prompts", help="a text file (one prompt per line) or JSONL/CSV/parquet with 'prompt'")
+    p.add_argument("--interactive", action="store_true", help="read prompts from standard input, one a line")
+    p.add_argument("--out", help="write the generations as JSONL here (batch mode)")
+    p.add_argument("--max-new-tokens", type=int, default=40)
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (the same for every model)")
+    p.set_defaults(func=cmd_probe)
 
     p = sub.add_parser("report", help="render one HTML report comparing one or more train-and-eval runs")
     p.add_argument("runs", nargs="+", help="run folders (the first run's base is the base column)")

@@ -59,6 +59,17 @@ def adapter_kind(adapter: str | Path) -> str:
     )
 
 
+def adapter_files(adapter: str | Path) -> list[Path]:
+    """The files that make up the adapter in ``adapter`` (a checkpoint folder may hold more)."""
+    from debias import sparse_adapter
+
+    folder = Path(adapter)
+    if adapter_kind(folder) == "sparse":
+        return list(sparse_adapter.files(folder))
+    names = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
+    return [folder / name for name in names if (folder / name).is_file()]
+
+
 def with_adapter(model, adapter: str | Path, expected_weights: dict[str, str] | None = None):
     """Base model with an adapter merged into its weights: a peft (LoRA) folder or a sparse PCGU one.
 

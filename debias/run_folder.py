@@ -8,6 +8,7 @@
       selection.json            candidates scored on the selection task, and the one kept
       adapter/                  the kept adapter (peft LoRA, or a sparse adapter)
       results/{base,debiased,comparison}.json
+      results/generations.jsonl  the generation probe: base and adapter, greedy and sampled
       samples/{base,debiased}/<task>.json
       report.html
 
@@ -18,7 +19,7 @@ down once. It imports nothing above ``debias.atomic`` and ``debias.models``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ ADAPTER = "adapter"
 RESULTS = "results"
 SAMPLES = "samples"
 REPORT = "report.html"
+GENERATIONS = "generations.jsonl"
 
 
 class RunFolderError(ValueError):
@@ -109,6 +111,10 @@ class RunFolder:
     @property
     def report(self) -> Path:
         return self.path / REPORT
+
+    @property
+    def generations(self) -> Path:
+        return self.path / RESULTS / GENERATIONS
 
     def checkpoint(self, name: str) -> Path:
         return self.checkpoints / name
@@ -240,6 +246,7 @@ class Run:
     comparison: dict[str, Any]
     curves: list[dict[str, Any]]
     selection: dict[str, Any] | None = None
+    generations: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def training(self) -> dict[str, Any]:
@@ -264,6 +271,7 @@ def load(path: Path | str) -> Run:
         comparison=read_json(folder.results_file("comparison")),
         curves=read_jsonl(folder.metrics),
         selection=read_json(folder.selection) if folder.selection.is_file() else None,
+        generations=read_jsonl(folder.generations),
     )
 
 

@@ -11,6 +11,7 @@ Scores are written after every candidate, so an interrupted selection resumes wh
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping
 from typing import Any
 
@@ -69,6 +70,45 @@ def score(model: models.ModelRef, candidate: Candidate, request: evaluation.Eval
     return evaluation.evaluate(merged, tokenizer, request, tokenizer_path=str(model.path))
 
 
+class Scorer:
+    """Scores one candidate on the selection split, once: what a recipe calls during training.
+
+    The orchestration hands it to a recipe (``recipe.scorer``) whose training needs the selection
+    score as it goes (DPO's overshoot guard stops once SS has crossed 50); the scores land in
+    ``selection.json``, where the select phase finds them and scores only what is missing.
+    """
+
+    def __init__(self, recipe: Recipe, model: models.ModelRef) -> None:
+        self.recipe, self.model = recipe, model
+        self.task, self.metric, self.max_lms_drop = selection_settings(recipe.cfg)
+        self._base: dict[str, float] | None = None
+
+    @property
+    def base(self) -> dict[str, float]:
+        if self._base is None:
+            results, _ = pipeline.base_results(self.model.spec, request_for(self.recipe))
+            self._base = selection_metrics(results, self.task, self.metric)
+        return self._base
+
+    def scored(self) -> dict[str, dict[str, float]]:
+        """{label: metrics} already in selection.json (for this task and metric)."""
+        folder = self.recipe.folder
+        record = run_folder.read_json(folder.selection) if folder.selection.is_file() else {}
+        if (record.get("task"), record.get("metric")) != (self.task, self.metric):
+            return {}
+        return dict(record.get(f"{self.recipe.unit}s", {}))
+
+    def __call__(self, candidate: Candidate) -> dict[str, float]:
+        scores = self.scored()
+        if candidate.label not in scores:
+            scores[candidate.label] = selection_metrics(
+                score(self.model, candidate, request_for(self.recipe)), self.task, self.metric
+            )
+            record = {"task": self.task, "metric": self.metric, "base": self.base}
+            write_json_atomic(self.recipe.folder.selection, {**record, f"{self.recipe.unit}s": scores})
+        return scores[candidate.label]
+
+
 def select(recipe: Recipe, model: models.ModelRef) -> dict[str, Any]:
     """Score (or reuse the scores of) every candidate, keep one as ``adapter/``; returns the summary.
 
@@ -102,7 +142,8 @@ def select(recipe: Recipe, model: models.ModelRef) -> dict[str, Any]:
     write_json_atomic(folder.selection, selection)
     source = next(c.path for c in candidates if c.label == chosen)
     with atomic_dir(folder.adapter) as tmp:
-        _copy_tree(source, tmp)
+        for item in pipeline.adapter_files(source):  # a trainer's checkpoint also holds optimizer state
+            shutil.copy2(item, tmp / item.name)
     record = run_folder.read_json(folder.config)
     summary = dict(record.get("training") or {})
     summary.update({f"chosen_{unit}": _label_value(chosen), "selection": why})
@@ -119,13 +160,3 @@ def select(recipe: Recipe, model: models.ModelRef) -> dict[str, Any]:
 def _label_value(label: str) -> int | str:
     """Epoch and step labels are numbers: recorded as such (``chosen_epoch: 2``)."""
     return int(label) if label.isdigit() else label
-
-
-def _copy_tree(source, dest) -> None:
-    import shutil
-
-    for item in sorted(source.iterdir()):
-        if item.is_dir():
-            shutil.copytree(item, dest / item.name)
-        else:
-            shutil.copy2(item, dest / item.name)

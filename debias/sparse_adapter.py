@@ -45,6 +45,14 @@ def _files(folder: Path) -> tuple[Path, Path] | None:
     return None
 
 
+def files(folder: Path) -> tuple[Path, Path]:
+    """(config, weights) of the sparse adapter in ``folder``."""
+    found = _files(folder)
+    if found is None:
+        raise ValueError(f"{folder}: not a sparse (PCGU) adapter folder ({CONFIG} with format {FORMAT})")
+    return found
+
+
 def is_sparse_adapter(folder: Path) -> bool:
     return _files(folder) is not None
 
@@ -110,10 +118,8 @@ def apply(
 
 
 def _read(folder: Path) -> tuple[dict[str, Any], Path]:
-    files = _files(folder)
-    if files is None:
-        raise ValueError(f"{folder}: not a sparse (PCGU) adapter folder ({CONFIG} with format {FORMAT})")
-    return json.loads(files[0].read_text()), files[1]
+    config, weights = files(folder)
+    return json.loads(config.read_text()), weights
 
 
 def slices(folder: Path) -> dict[str, tuple[int | None, torch.Tensor]]:

@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from debias import evaluation, models, pipeline, run_folder, selection
+from debias import evaluation, models, pipeline, probe, run_folder, selection
 from debias.atomic import write_json_atomic
 from debias.methods import recipe_class
 from debias.methods.recipe import Recipe, selection_settings
 from debias.run_folder import RunFolder, RunState
 
-PHASES = ("train", "select", "base", "debiased", "compare", "report")
+PHASES = ("train", "select", "base", "debiased", "compare", "probe", "report")
 DEFAULT_SUITE = "gee_bias"
 # --quick: the same suite on the first QUICK_LIMIT documents of each task, a short training run and
 # fewer bootstrap resamples; a smoke test of the whole pipeline in minutes, not a measurement.
@@ -96,6 +96,8 @@ def train_phase(
     if task:  # fail before training (minutes) rather than after it
         evaluation.check_task_names([task])
     recipe = make_recipe(method, cfg, out, resume)
+    if task:  # a recipe that selects as it trains (DPO's overshoot guard) scores through this
+        recipe.scorer = selection.Scorer(recipe, models.reference(cfg.model))
     recipe.setup()
     if stop_after is not None:
         recipe.train(stop_after=stop_after)  # type: ignore[call-arg]  (GEE's interruption hook)
@@ -125,6 +127,7 @@ def train_and_eval(
     """Run (or resume) every phase in ``out``; returns the report's path (``render`` writes it)."""
     progress = progress or Progress()
     evaluation.check_task_names(list(spec.tasks))
+    make_recipe(spec.method, cfg, out).validate()  # bad input files: one line, nothing written
     folder = RunFolder(out)
     folder.path.mkdir(parents=True, exist_ok=True)
     state = RunState(folder, dataclasses.asdict(spec), run_folder.jsonable(dataclasses.asdict(cfg)))
@@ -192,17 +195,34 @@ def train_and_eval(
         write_json_atomic(folder.results_file("comparison"), comparison)
         state.finish("compare", time.perf_counter() - started)
 
-    # 6. report (always re-rendered: cheap, and picks up template changes)
+    # 6. probe: what base and debiased write for the project's bias-probing prompts
+    if state.done("probe"):
+        progress.phase(6, "probe", "finished earlier, skipped")
+    else:
+        # a subset run is a smoke test: a few prompts show the pipeline works
+        small = spec.quick or spec.limit is not None
+        prompts = probe.QUICK_PROMPTS if small else probe.DEFAULT_PROMPTS
+        progress.phase(6, "probe", f"generating for {len(prompts)} prompts, base and adapter")
+        started = time.perf_counter()
+        generate_examples(model_spec, folder, prompts)
+        state.finish("probe", time.perf_counter() - started)
+
+    # 7. report (always re-rendered: cheap, and picks up template changes)
     if render is None:
-        progress.phase(6, "report", "no renderer given, skipped")
+        progress.phase(7, "report", "no renderer given, skipped")
         return folder.report
-    progress.phase(6, "report", "rendering report.html")
+    progress.phase(7, "report", "rendering report.html")
     started = time.perf_counter()
     report = render([folder.path], folder.report)
     state.finish("report", time.perf_counter() - started)
     total = sum(p["wall_s"] for p in state.data["phases"].values())
     progress.note(f"done: {report} (phases: {_phase_times(state)}; total {_duration(total)})")
     return report
+
+
+def generate_examples(model_spec: str, folder: RunFolder, prompts) -> None:
+    generations = probe.Probe(model_spec, [folder.adapter]).run(prompts)
+    probe.write_jsonl(generations, folder.generations)
 
 
 def _steps(folder: RunFolder) -> Any:

@@ -53,11 +53,11 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def add_lora(model, r: int, alpha: int, dropout: float, target_modules: Sequence[str]):
-    """Wrap ``model`` in a peft LoRA adapter; only the adapter's parameters train."""
-    from peft import LoraConfig, get_peft_model
+def lora_config(r: int, alpha: int, dropout: float, target_modules: Sequence[str]):
+    """The project's LoRA settings as peft's config (causal LM, no bias terms)."""
+    from peft import LoraConfig
 
-    config = LoraConfig(
+    return LoraConfig(
         r=r,
         lora_alpha=alpha,
         lora_dropout=dropout,
@@ -65,7 +65,13 @@ def add_lora(model, r: int, alpha: int, dropout: float, target_modules: Sequence
         bias="none",
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, config)
+
+
+def add_lora(model, r: int, alpha: int, dropout: float, target_modules: Sequence[str]):
+    """Wrap ``model`` in a peft LoRA adapter; only the adapter's parameters train."""
+    from peft import get_peft_model
+
+    return get_peft_model(model, lora_config(r, alpha, dropout, target_modules))
 
 
 def optimizer_and_schedule(model, lr: float, weight_decay: float, warmup_steps: int, total_steps: int):

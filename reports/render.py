@@ -26,6 +26,10 @@ CURVES = [
     ("lambda", "λ"),
     ("mean_entropy", "mean entropy (nats)"),
     ("reward_accuracy", "reward accuracy"),
+    ("reward_margin", "reward margin (chosen − rejected)"),
+    ("heldout_reward_accuracy", "held-out pairs: reward accuracy"),
+    ("select_ss", "selection split SS (overshoot guard; 50 = unbiased)"),
+    ("select_lms", "selection split LMS (overshoot guard)"),
     ("logprob_gap", "log p(advantaged) − log p(disadvantaged)"),
     ("advantaged_preferred", "share of pairs preferring the advantaged target"),
 ]
@@ -38,6 +42,7 @@ SECTIONS = (
     "entropy",
     "training",
     "examples",
+    "generations",
     "provenance",
 )
 
@@ -326,6 +331,19 @@ def benchmark_sections(runs: list[Run]) -> dict[str, Any]:
     return out
 
 
+def generation_rows(runs: list[Run]) -> list[dict[str, Any]]:
+    """Per run and prompt: the base model's and the adapter's greedy and sampled continuations."""
+    rows = []
+    for run in runs:
+        by_prompt: dict[str, dict[str, str]] = {}
+        for g in run.generations:
+            side = "base" if g.get("model") == "base" else "debiased"
+            by_prompt.setdefault(g.get("prompt", ""), {})[f"{side}_{g.get('mode')}"] = g.get("text", "")
+        for prompt, texts in by_prompt.items():
+            rows.append({"run": run.name, "prompt": prompt, **texts})
+    return rows
+
+
 def provenance(run: Run) -> dict[str, Any]:
     prov = run.debiased.get("provenance", {})
     model = prov.get("model", {})
@@ -399,6 +417,7 @@ def build_context(run_dirs: list[Path]) -> dict[str, Any]:
         **benchmark_sections(runs),
         "entropy": entropy_chart(runs),
         "training": training_charts(runs),
+        "generations": generation_rows(runs),
         "provenance": [provenance(r) for r in runs],
         "base_model": runs[0].base.get("provenance", {}).get("model", {}),
         "warnings": warnings(runs),

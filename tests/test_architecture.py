@@ -16,7 +16,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("debias", "harness_tasks", "reports")
-ORCHESTRATION = ("debias.train_and_eval", "debias.selection", "debias.pipeline")
+ORCHESTRATION = ("debias.train_and_eval", "debias.selection", "debias.pipeline", "debias.probe")
 REPORTS_MAY_USE = ("debias.run_folder", "debias.atomic")
 # what a method may use of the task package: data resolution and each benchmark's public package API
 METHOD_TASK_API = ("harness_tasks._data", "harness_tasks._io")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from benchmark_text import benchmark_8grams, eight_grams
 
 from debias.data import (
     GENDER,
@@ -247,25 +247,6 @@ def test_generate_general_groups() -> None:
     assert all(detect_group(e.prompt, AGE) == e.group for e in examples)
 
 
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9']+", text.lower().replace("\u2019", "'"))
-
-
-def _benchmark_sentences(root: Path) -> list[str]:
-    sentences: list[str] = []
-    with (root / "winogender" / "all_sentences.tsv").open(encoding="utf-8") as handle:
-        sentences += [row["sentence"] for row in csv.DictReader(handle, delimiter="\t")]
-    with (root / "crows_pairs" / "crows_pairs_anonymized.csv").open(encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            sentences += [row["sent_more"], row["sent_less"]]
-    stereoset = json.loads((root / "stereoset" / "dev.json").read_text(encoding="utf-8"))["data"]
-    for kind in ("intrasentence", "intersentence"):
-        for item in stereoset[kind]:
-            sentences.append(item["context"])
-            sentences += [s["sentence"] for s in item["sentences"]]
-    return sentences
-
-
 def test_no_8_word_overlap_with_benchmarks(
     train: list[GroupedExample], heldout: list[GroupedExample]
 ) -> None:
@@ -274,15 +255,10 @@ def test_no_8_word_overlap_with_benchmarks(
     missing = [rel for rel in needed if not (root / rel).is_file()]
     if missing:
         pytest.skip(f"benchmark files not found under {root}: {missing} (set DEBIAS_DATA_DIR)")
-    benchmark: set[tuple[str, ...]] = set()
-    for sentence in _benchmark_sentences(root):
-        w = _words(sentence)
-        benchmark.update(zip(*(w[i:] for i in range(8)), strict=False))
-    assert len(benchmark) > 30000  # the three datasets really were read
+    benchmark = benchmark_8grams(root)
     ours: set[tuple[str, ...]] = set()
     for e in train + heldout:
-        w = _words(e.text)
-        ours.update(zip(*(w[i:] for i in range(8)), strict=False))
+        ours |= eight_grams(e.text)
     assert not ours & benchmark
 
 

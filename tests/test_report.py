@@ -124,3 +124,20 @@ def test_report_opens_in_headless_chromium_without_errors(tmp_path):
     assert result.external_requests == []  # self-contained: nothing fetched beyond the file itself
     assert result.svg_count >= 9 and result.section_ids == list(render.SECTIONS)
     assert (tmp_path / "shot.png").stat().st_size > 10_000
+
+
+def test_example_generations_are_shown_side_by_side_and_escaped(tmp_path):
+    run = default_run(tmp_path)
+    prompt = f"The {SCRIPT} nurse"
+    rows = [
+        {"prompt": prompt, "model": "base", "mode": "greedy", "text": " was kind."},
+        {"prompt": prompt, "model": str(run / "adapter"), "mode": "greedy", "text": f" said {SCRIPT}"},
+        {"prompt": prompt, "model": "base", "mode": "sampled", "text": " smiled."},
+    ]
+    (run / "results" / "generations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    html = _html([run])
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
+    assert SCRIPT not in html
+    section = html[html.index('<section id="generations">') : html.index('<section id="provenance">')]
+    cells = re.findall(r'<td class="l">([^<]*)</td>', section)
+    assert cells == [run.name, f"The {escaped} nurse", " was kind.", f" said {escaped}", " smiled.", ""]

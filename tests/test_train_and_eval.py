@@ -53,6 +53,11 @@ class FakeWorld:
     def __init__(self):
         self.trained, self.evaluated, self.fail_debiased = 0, [], False
 
+    def generate_examples(self, model_spec, folder, prompts):
+        rows = [{"prompt": p, "model": m, "mode": "greedy", "text": " ..."} for p in prompts for m in "ab"]
+        folder.generations.parent.mkdir(parents=True, exist_ok=True)
+        folder.generations.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
     def evaluate_spec(self, model_spec, request, adapter=None):
         self.evaluated.append("debiased" if adapter else "base")
         if adapter and self.fail_debiased:
@@ -70,6 +75,7 @@ def world(monkeypatch, tmp_path, smollm2):
     fake = FakeWorld()
     monkeypatch.setattr(pipeline, "cache_dir", lambda: tmp_path / "cache")
     monkeypatch.setattr(pipeline, "evaluate_spec", fake.evaluate_spec)
+    monkeypatch.setattr(job, "generate_examples", fake.generate_examples)
     monkeypatch.setattr(
         job, "make_recipe", lambda method, cfg, out, resume=False: FakeRecipe(fake, cfg, out, resume)
     )

@@ -12,6 +12,7 @@ and the field, because a training run that silently skips rows trains on data no
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
@@ -32,8 +33,12 @@ SUFFIXES = (".jsonl", ".csv", ".parquet")
 
 
 def _records_jsonl(path: Path) -> Iterator[tuple[str, Mapping[str, object]]]:
-    with path.open(encoding="utf-8-sig") as handle:
-        for lineno, line in enumerate(handle, start=1):
+    with path.open("rb") as handle:
+        for lineno, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as err:
+                raise ValueError(f"{path}: line {lineno}: not UTF-8 text (byte {err.start})") from None
             if not line.strip():
                 continue
             try:
@@ -47,11 +52,18 @@ def _records_jsonl(path: Path) -> Iterator[tuple[str, Mapping[str, object]]]:
 
 
 def _records_csv(path: Path, fields: Sequence[str]) -> Iterator[tuple[str, Mapping[str, object]]]:
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle)
-        _check_columns(path, reader.fieldnames or [], fields)
-        for row in reader:
-            yield f"line {reader.line_num}", row
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: line {_line_of(path, err.start)}: not UTF-8 text") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    _check_columns(path, reader.fieldnames or [], fields)
+    for row in reader:
+        yield f"line {reader.line_num}", row
+
+
+def _line_of(path: Path, offset: int) -> int:
+    return path.read_bytes()[:offset].count(b"\n") + 1
 
 
 def _records_parquet(path: Path, fields: Sequence[str]) -> Iterator[tuple[str, Mapping[str, object]]]:
@@ -59,7 +71,7 @@ def _records_parquet(path: Path, fields: Sequence[str]) -> Iterator[tuple[str, M
 
     frame = pd.read_parquet(path)
     _check_columns(path, [str(c) for c in frame.columns], fields)
-    frame = frame[list(fields)].astype(object)
+    frame = frame.astype(object)
     frame = frame.where(frame.notna(), None)  # pandas' NaN/NA/NaT all read as "empty"
     for index, row in enumerate(frame.to_dict(orient="records"), start=1):
         yield f"row {index}", row
@@ -72,8 +84,25 @@ def _check_columns(path: Path, columns: Sequence[str], fields: Sequence[str]) ->
             raise ValueError(f"{path}: no column {field!r} (columns: {listed})")
 
 
-def _field(path: Path, where: str, record: Mapping[str, object], field: str) -> str:
-    """The stripped string in ``record[field]``, or a one-line error naming file, place and field."""
+def read_records(path: Path, fields: Sequence[str]) -> Iterator[tuple[str, Mapping[str, object]]]:
+    """(place, record) of every record of a ``.jsonl``/``.csv``/``.parquet`` file; ``fields`` must exist
+    as columns (CSV, parquet). Bad bytes, bad JSON and missing columns are one-line errors."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise ValueError(f"{path}: unknown extension {path.suffix!r} (expected one of {', '.join(SUFFIXES)})")
+    if not path.is_file():
+        raise ValueError(f"{path}: file not found")
+    if suffix == ".jsonl":
+        return _records_jsonl(path)
+    if suffix == ".csv":
+        return _records_csv(path, fields)
+    return _records_parquet(path, fields)
+
+
+def record_text(path: Path, where: str, record: Mapping[str, object], field: str, strip: bool = True) -> str:
+    """The string in ``record[field]`` (stripped unless ``strip`` is False: a continuation's leading
+    space is part of it), or a one-line error naming file, place and field."""
     if field not in record:
         raise ValueError(f"{path}: {where}: missing field {field!r}")
     value = record[field]
@@ -83,7 +112,7 @@ def _field(path: Path, where: str, record: Mapping[str, object], field: str) -> 
         raise ValueError(f"{path}: {where}: field {field!r} must be text, got {type(value).__name__}")
     if not value.strip():
         raise ValueError(f"{path}: {where}: field {field!r} is empty")
-    return value.strip()
+    return value.strip() if strip else value
 
 
 def load_prompts(
@@ -99,21 +128,12 @@ def load_prompts(
     """
     path = Path(path)
     fields = [text_field] + ([group_field] if group_field else [])
-    suffix = path.suffix.lower()
-    if suffix not in SUFFIXES:
-        raise ValueError(f"{path}: unknown extension {path.suffix!r} (expected one of {', '.join(SUFFIXES)})")
-    if not path.is_file():
-        raise ValueError(f"{path}: file not found")
-    if suffix == ".jsonl":
-        records = _records_jsonl(path)
-    elif suffix == ".csv":
-        records = _records_csv(path, fields)
-    else:
-        records = _records_parquet(path, fields)
     examples: list[GroupedExample] = []
-    for where, record in records:
-        text = _field(path, where, record, text_field)
-        group = _field(path, where, record, group_field) if group_field else detect_group(text, lexicon)
+    for where, record in read_records(path, fields):
+        text = record_text(path, where, record, text_field)
+        group = (
+            record_text(path, where, record, group_field) if group_field else detect_group(text, lexicon)
+        )
         pair_id = f"{path.name}:{where.split()[-1]}"
         examples.append(GroupedExample(text, "", group, pair_id, f"user:{path.name}"))
     if not examples:

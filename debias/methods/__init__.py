@@ -14,6 +14,7 @@ from debias.methods.recipe import Recipe
 METHODS: dict[str, tuple[str, str, str]] = {
     "gee": ("debias.methods.gee.recipe", "GeeConfig", "GeeRecipe"),
     "pcgu": ("debias.methods.pcgu.recipe", "PcguConfig", "PcguRecipe"),
+    "dpo": ("debias.methods.dpo.recipe", "DpoConfig", "DpoRecipe"),
 }
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -47,6 +48,13 @@ class Recipe(ABC):
         self.cfg = cfg
         self.folder = out if isinstance(out, RunFolder) else RunFolder(out)
         self.resume = resume
+        # set by the orchestration when the config selects: candidate -> its selection-split metrics
+        # (cached in selection.json), for recipes whose training depends on them; a method never
+        # imports the evaluation pipeline itself
+        self.scorer: Callable[[Candidate], dict[str, float]] | None = None
+
+    def validate(self) -> None:  # noqa: B027  (most methods have no input file to check)
+        """Read and check the method's input files (one-line errors) before the run folder is written."""
 
     @abstractmethod
     def setup(self) -> None:

@@ -1,0 +1,91 @@
+"""DPO's preference pairs: the built-in set (``debias.data.bias_pairs``) or a user's file.
+
+A user's file holds one pair per record, in the common format: JSONL lines
+``{"prompt"?: str, "chosen": str, "rejected": str, "meta"?: {"bias_type": str, ...}}`` (``prompt`` empty
+when absent), or CSV / parquet with the same columns (``meta`` as a JSON object string, or a plain
+``bias_type`` column). ``chosen`` and ``rejected`` are continuations of ``prompt`` and are kept exactly
+(a leading space is part of them). Every problem is one line naming the file, the line or row and the
+field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from debias.data import bias_pairs
+from debias.data.user_prompts import read_records, record_text
+
+BUILTIN = "builtin"
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    prompt: str
+    chosen: str
+    rejected: str
+    bias_type: str = "unspecified"
+
+
+def builtin(split: str) -> list[PreferencePair]:
+    return [PreferencePair(p.prompt, p.chosen, p.rejected, p.bias_type) for p in bias_pairs.generate(split)]
+
+
+def load(spec: str, split: str = "train") -> list[PreferencePair]:
+    """``builtin`` (the project's pairs, ``split`` train / heldout) or a pair file (all of it)."""
+    if spec == BUILTIN:
+        return builtin(split)
+    return read_pairs(Path(spec))
+
+
+def fingerprint(spec: str) -> str:
+    """Which pairs a run trained on: the built-in set's content hash, or the file's sha256."""
+    if spec == BUILTIN:
+        return f"builtin:{bias_pairs.fingerprint()}"
+    import hashlib
+
+    return f"sha256:{hashlib.sha256(Path(spec).read_bytes()).hexdigest()[:16]}"
+
+
+def _optional_text(path: Path, where: str, record: dict[str, Any], field: str) -> str:
+    value = record.get(field)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"{path}: {where}: field {field!r} must be text, got {type(value).__name__}")
+    return value
+
+
+def _bias_type(path: Path, where: str, record: dict[str, Any]) -> str:
+    meta = record.get("meta")
+    if isinstance(meta, str) and meta.strip():  # CSV / parquet: a JSON object in a cell
+        try:
+            meta = json.loads(meta)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: {where}: field 'meta' is not a JSON object ({err.msg})") from None
+    if meta is not None and not isinstance(meta, dict | str):
+        raise ValueError(f"{path}: {where}: field 'meta' must be an object, got {type(meta).__name__}")
+    value = (meta or {}).get("bias_type") if isinstance(meta, dict) else None
+    if value is None:
+        value = _optional_text(path, where, record, "bias_type") or None
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise ValueError(f"{path}: {where}: field 'meta.bias_type' must be non-empty text")
+    return value.strip() if value else "unspecified"
+
+
+def read_pairs(path: Path) -> list[PreferencePair]:
+    pairs = []
+    for where, record in read_records(path, ("chosen", "rejected")):
+        record = dict(record)
+        prompt = _optional_text(path, where, record, "prompt")
+        chosen = record_text(path, where, record, "chosen", strip=False)
+        rejected = record_text(path, where, record, "rejected", strip=False)
+        if chosen.strip() == rejected.strip():
+            raise ValueError(f"{path}: {where}: fields 'chosen' and 'rejected': the same text ({chosen!r})")
+        pairs.append(PreferencePair(prompt, chosen, rejected, _bias_type(path, where, record)))
+    if not pairs:
+        raise ValueError(f"{path}: no pairs (a file of {{prompt, chosen, rejected}} records)")
+    return pairs

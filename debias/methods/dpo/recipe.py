@@ -1,0 +1,412 @@
+"""DPO on chosen/rejected bias pairs, trained as a LoRA adapter, with an overshoot guard.
+
+Training is TRL's ``DPOTrainer`` (sigmoid DPO; ``sft_weight`` adds TRL's "sft" NLL term on the chosen
+side as a retention anchor; ``length_normalize`` uses its per-token "sigmoid_norm"); the reference is the
+same peft model with the adapter disabled, its log-probs precomputed once (no second copy of the
+weights). What TRL does not do, the recipe adds around it, each through the Trainer's own hooks:
+
+- the project's ``metrics.jsonl`` (a callback on every log: loss, reward accuracy and margin, chosen
+  and rejected rewards, lr, tokens/s) and, at every check, the held-out pairs' reward accuracy overall
+  and per bias type (TRL only logs batch means, so per-type accuracy is measured on the held-out split);
+- the overshoot guard: every ``check_every`` steps the Trainer writes a resumable checkpoint
+  (``checkpoints/checkpoint-N``: adapter, optimizer, scheduler, RNG, data position) and the recipe
+  scores it on the selection split through ``self.scorer`` (given by the orchestration, cached in
+  ``selection.json``); training stops once SS has crossed 50 by more than ``overshoot_margin``; the
+  shared select phase then keeps the checkpoint nearest 50 within the LMS budget;
+- exact resume: the Trainer's own ``resume_from_checkpoint`` from the latest checkpoint, after the run
+  folder's config check; a run the guard already stopped is not trained further.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from debias import models, training
+from debias.methods.dpo import pairs as pair_data
+from debias.methods.recipe import Candidate, Recipe
+from debias.models import DEFAULT_MODEL
+
+
+@dataclass
+class DpoConfig:
+    """Every field is a flag of ``cli.py train --method dpo`` (underscores → dashes)."""
+
+    model: str = DEFAULT_MODEL
+    pairs: str = "builtin"  # the project's pairs (debias/data/bias_pairs.py) or a JSONL/CSV/parquet file
+    heldout_pairs: str = "builtin"  # pairs for held-out reward accuracy ("builtin": the held-out frames)
+    heldout_max_pairs: int | None = 512  # a fixed, seeded subset of those, scored at every check
+    max_pairs: int | None = None  # train on a fixed, seeded subset (None: every pair)
+    beta: float = 0.1
+    sft_weight: float = 0.0  # weight of an NLL term on the chosen continuation (retention anchor)
+    length_normalize: bool = False  # per-token log-ratios (TRL's sigmoid_norm) instead of sums
+    lr: float = 5e-4
+    batch_size: int = 16
+    steps: int = 200
+    warmup_steps: int = 10
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_targets: tuple[str, ...] = training.DEFAULT_LORA_TARGETS
+    check_every: int = 40  # a checkpoint (and a selection-split score) every this many steps
+    # overshoot guard and selection (debias.selection): keep |select_metric - 50| smallest within the
+    # LMS budget; stop once select_metric has crossed 50 by more than overshoot_margin
+    select_task: str = "gee_stereoset_select"
+    select_metric: str = "ss"
+    max_lms_drop: float = 1.0
+    overshoot_margin: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.lora_targets = tuple(self.lora_targets)
+        for name in ("batch_size", "steps", "check_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.beta <= 0 or self.lr <= 0:
+            raise ValueError("beta and lr must be positive")
+        if self.sft_weight < 0 or self.overshoot_margin < 0:
+            raise ValueError("sft_weight and overshoot_margin must be >= 0")
+
+
+# --------------------------------------------------------------------------------------------------
+# the math, for held-out scoring and tests (training uses TRL's implementation of the same loss)
+
+
+def dpo_loss(
+    chosen: torch.Tensor,
+    rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    beta: float,
+) -> torch.Tensor:
+    """Per-pair sigmoid DPO loss ``−log σ(β·((c − c_ref) − (r − r_ref)))`` from sequence log-probs."""
+    return -torch.nn.functional.logsigmoid(beta * ((chosen - ref_chosen) - (rejected - ref_rejected)))
+
+
+def reward_stats(
+    chosen: Sequence[float],
+    rejected: Sequence[float],
+    ref_chosen: Sequence[float],
+    ref_rejected: Sequence[float],
+    beta: float,
+    bias_types: Sequence[str],
+) -> dict[str, Any]:
+    """Implicit rewards ``β·(log π − log π_ref)``: accuracy (chosen > rejected), margin, per bias type."""
+    rows = []
+    for c, r, rc, rr, kind in zip(chosen, rejected, ref_chosen, ref_rejected, bias_types, strict=True):
+        rc_reward, rr_reward = beta * (c - rc), beta * (r - rr)
+        rows.append((kind, rc_reward, rr_reward))
+    if not rows:
+        raise ValueError("no pairs to score")
+    by_type: dict[str, list[bool]] = defaultdict(list)
+    for kind, a, b in rows:
+        by_type[kind].append(a > b)
+    return {
+        "reward_accuracy": sum(a > b for _, a, b in rows) / len(rows),
+        "reward_margin": sum(a - b for _, a, b in rows) / len(rows),
+        "chosen_reward": sum(a for _, a, _ in rows) / len(rows),
+        "rejected_reward": sum(b for _, _, b in rows) / len(rows),
+        "accuracy_by_bias_type": {k: sum(v) / len(v) for k, v in sorted(by_type.items())},
+        "pairs": len(rows),
+    }
+
+
+def crossed(base: float, value: float, margin: float) -> bool:
+    """Whether ``value`` lies on the other side of 50 from ``base`` by more than ``margin``."""
+    return (base - 50.0) * (value - 50.0) < 0 and abs(value - 50.0) > margin
+
+
+@torch.no_grad()
+def completion_logps(
+    model, tokenizer, prompts: Sequence[str], completions: Sequence[str], batch_size: int = 32
+):
+    """Summed log p(completion + EOS | prompt) per pair, tokenized as TRL does (prompt, then completion)."""
+    out: list[float] = []
+    device = next(model.parameters()).device
+    for i in range(0, len(prompts), batch_size):
+        rows, spans = [], []
+        for prompt, completion in zip(
+            prompts[i : i + batch_size], completions[i : i + batch_size], strict=True
+        ):
+            p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            c = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+            rows.append(p + c)
+            spans.append((len(p), len(p) + len(c)))
+        ids, attn, _ = training.pad(rows, tokenizer.pad_token_id)
+        logits = model(input_ids=ids.to(device), attention_mask=attn.to(device)).logits.float()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        for row, (start, end) in enumerate(spans):
+            positions = torch.arange(start - 1, end - 1, device=device)
+            out.append(float(logprobs[row, positions, ids[row, start:end].to(device)].sum()))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+class DpoRecipe(Recipe):
+    method = "dpo"
+    unit = "step"
+    quick = {
+        "steps": 4,
+        "check_every": 2,
+        "select_task": "",
+        "heldout_max_pairs": 32,
+        "batch_size": 4,
+        "max_pairs": 64,
+    }
+
+    def validate(self) -> None:
+        cfg = self.cfg
+        self.train_pairs = _subset(pair_data.load(cfg.pairs, "train"), cfg.max_pairs, cfg.seed)
+        self.heldout = _subset(pair_data.load(cfg.heldout_pairs, "heldout"), cfg.heldout_max_pairs, cfg.seed)
+
+    def setup(self) -> None:
+        cfg = self.cfg
+        self.validate()  # bad pair files fail before anything is written
+        self.check_resume()
+        self.folder.path.mkdir(parents=True, exist_ok=True)
+        self.model_ref = models.reference(cfg.model)
+        training.set_seed(cfg.seed)
+        self.model, self.tokenizer = models.load(str(self.model_ref.path))
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.write_config(self.model_ref, None, _device())
+
+    # ------------------------------------------------------------------ checkpoints
+    def _checkpoints(self) -> list[Path]:
+        folder = self.folder.checkpoints
+        found = (
+            [p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+            if folder.is_dir()
+            else []
+        )
+        return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+
+    def candidates(self) -> list[Candidate]:
+        return [
+            Candidate(p.name.split("-")[-1], p)
+            for p in self._checkpoints()
+            if (p / "adapter_config.json").is_file()
+        ]
+
+    def _guard_stopped(self) -> str | None:
+        """Why an earlier run of this folder stopped (a crossed check), if it did."""
+        if self.scorer is None:
+            return None
+        base = self.scorer.base[self.cfg.select_metric]
+        for label, scores in sorted(self.scorer.scored().items(), key=lambda kv: int(kv[0])):
+            if crossed(base, scores[self.cfg.select_metric], self.cfg.overshoot_margin):
+                return (
+                    f"step {label}: {self.cfg.select_metric} {scores[self.cfg.select_metric]:.2f} crossed 50"
+                )
+        return None
+
+    # ------------------------------------------------------------------ train
+    def train(self) -> dict[str, Any]:
+        from datasets import Dataset
+        from trl import DPOConfig, DPOTrainer
+
+        cfg = self.cfg
+        stopped = self._guard_stopped() if self.resume else None
+        latest = self._checkpoints()[-1] if self.resume and self._checkpoints() else None
+        dataset = Dataset.from_list(
+            [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in self.train_pairs]
+        )
+        loss_type = ["sigmoid_norm" if cfg.length_normalize else "sigmoid"]
+        weights = [1.0]
+        if cfg.sft_weight > 0:
+            loss_type.append("sft")
+            weights.append(cfg.sft_weight)
+        args = DPOConfig(
+            output_dir=str(self.folder.checkpoints),
+            max_steps=cfg.steps,
+            per_device_train_batch_size=cfg.batch_size,
+            learning_rate=cfg.lr,
+            lr_scheduler_type="linear",
+            warmup_steps=cfg.warmup_steps,
+            weight_decay=cfg.weight_decay,
+            max_grad_norm=cfg.max_grad_norm,
+            beta=cfg.beta,
+            loss_type=loss_type,
+            loss_weights=weights,
+            logging_steps=1,
+            save_strategy="steps",
+            save_steps=cfg.check_every,
+            report_to=[],
+            use_cpu=not torch.cuda.is_available(),
+            bf16=False,
+            gradient_checkpointing=False,
+            precompute_ref_log_probs=True,
+            precompute_ref_batch_size=max(cfg.batch_size, 64),  # one no-grad pass, in large batches
+            seed=cfg.seed,
+            data_seed=cfg.seed,
+            dataloader_num_workers=0,
+            disable_tqdm=False,
+        )
+        peft_config = training.lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets)
+        log = training.MetricsLog(
+            self.folder.metrics, truncate_after_step=int(latest.name.split("-")[-1]) if latest else None
+        )
+        trainer = DPOTrainer(
+            model=self.model,
+            args=args,
+            train_dataset=dataset,
+            processing_class=self.tokenizer,
+            peft_config=peft_config,
+            callbacks=[_MetricsCallback(log), _GuardCallback(self, log)],
+        )
+        self.trainer = trainer
+        self.policy = trainer.model
+        self.guard_stop: str | None = stopped
+        if stopped is None:
+            print(f"DPO: {len(self.train_pairs)} pairs, {cfg.steps} steps", file=sys.stderr)
+            trainer.train(resume_from_checkpoint=str(latest) if latest else None)
+        else:  # the guard stopped an earlier run: nothing to train, restore its last adapter for scoring
+            from peft import set_peft_model_state_dict
+            from safetensors.torch import load_file
+
+            set_peft_model_state_dict(self.policy, load_file(str(latest / "adapter_model.safetensors")))
+        step = (
+            trainer.state.global_step if stopped is None else int(self._checkpoints()[-1].name.split("-")[-1])
+        )
+        if stopped is None and (
+            not self._checkpoints() or self._checkpoints()[-1].name != f"checkpoint-{step}"
+        ):
+            trainer.save_model(str(self.folder.checkpoints / f"checkpoint-{step}"))  # the last step
+        summary = {
+            "method": "dpo",
+            "steps": step,
+            "pairs": len(self.train_pairs),
+            "pair_set": pair_data.fingerprint(cfg.pairs),
+            "stopped_early": self.guard_stop is not None,
+            "guard": self.guard_stop or "not triggered",
+            "heldout": self.heldout_scores(),
+        }
+        self.write_config(self.model_ref, summary, _device())
+        return summary
+
+    def heldout_scores(self) -> dict[str, Any]:
+        """Reward accuracy / margin on the held-out pairs: the current adapter vs the adapter disabled."""
+        model = self.policy
+        was_training = model.training
+        model.eval()
+        prompts = [p.prompt for p in self.heldout]
+        chosen = completion_logps(model, self.tokenizer, prompts, [p.chosen for p in self.heldout])
+        rejected = completion_logps(model, self.tokenizer, prompts, [p.rejected for p in self.heldout])
+        with model.disable_adapter():
+            ref_chosen = completion_logps(model, self.tokenizer, prompts, [p.chosen for p in self.heldout])
+            ref_rejected = completion_logps(
+                model, self.tokenizer, prompts, [p.rejected for p in self.heldout]
+            )
+        model.train(was_training)
+        return reward_stats(
+            chosen, rejected, ref_chosen, ref_rejected, self.cfg.beta, [p.bias_type for p in self.heldout]
+        )
+
+    def not_held_out(self) -> list[str]:
+        return []
+
+
+def _subset(pairs: list, size: int | None, seed: int) -> list:
+    """A fixed, seeded sample of ``size`` pairs (all of them when ``size`` is None or larger)."""
+    if size is None or len(pairs) <= size:
+        return pairs
+    import random
+
+    return random.Random(seed).sample(pairs, size)
+
+
+def _device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _callback_base():
+    from transformers import TrainerCallback
+
+    return TrainerCallback
+
+
+class _MetricsCallback(_callback_base()):
+    """TRL's per-step log as the project's metrics.jsonl lines (and tokens/s from its token count)."""
+
+    NAMES = {
+        "loss": "loss",
+        "rewards/accuracies": "reward_accuracy",
+        "rewards/margins": "reward_margin",
+        "rewards/chosen": "chosen_reward",
+        "rewards/rejected": "rejected_reward",
+        "learning_rate": "lr",
+        "grad_norm": "grad_norm",
+    }
+
+    def __init__(self, log: training.MetricsLog) -> None:
+        self.log, self.last = log, None
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not logs or "loss" not in logs or not state.is_world_process_zero:
+            return
+        record = {"step": state.global_step}
+        record.update({ours: float(logs[theirs]) for theirs, ours in self.NAMES.items() if theirs in logs})
+        now, tokens = time.perf_counter(), float(logs.get("num_tokens", 0.0))
+        if self.last is not None and tokens > self.last[1]:
+            record["tokens_per_s"] = round((tokens - self.last[1]) / max(now - self.last[0], 1e-9), 1)
+        self.last = (now, tokens)
+        self.log.write(record)
+
+
+class _GuardCallback(_callback_base()):
+    """After each checkpoint: held-out reward accuracy, the selection-split score, the stop decision."""
+
+    def __init__(self, recipe: DpoRecipe, log: training.MetricsLog) -> None:
+        self.recipe, self.log = recipe, log
+
+    def on_save(self, args, state, control, **kwargs):
+        recipe, cfg = self.recipe, self.recipe.cfg
+        step = state.global_step
+        record: dict[str, Any] = {"step": step, "check": True}
+        heldout = recipe.heldout_scores()
+        record["heldout_reward_accuracy"] = heldout["reward_accuracy"]
+        record["heldout_reward_margin"] = heldout["reward_margin"]
+        record.update({f"heldout_accuracy_{k}": v for k, v in heldout["accuracy_by_bias_type"].items()})
+        if recipe.scorer is not None:
+            path = recipe.folder.checkpoints / f"checkpoint-{step}"
+            scores = recipe.scorer(Candidate(str(step), path))
+            base = recipe.scorer.base
+            record.update({f"select_{k}": v for k, v in scores.items() if k in (cfg.select_metric, "lms")})
+            value = scores[cfg.select_metric]
+            if crossed(base[cfg.select_metric], value, cfg.overshoot_margin):
+                recipe.guard_stop = (
+                    f"step {step}: {cfg.select_metric} {value:.2f} crossed 50 (base "
+                    f"{base[cfg.select_metric]:.2f}) by more than {cfg.overshoot_margin:g}"
+                )
+                control.should_training_stop = True
+        if state.is_world_process_zero:
+            self.log.write(record)
+        return control
+
+
+def summarize_trajectory(selection: dict[str, Any], metric: str) -> list[tuple[int, float, float]]:
+    """(step, metric, lms) per scored checkpoint, in step order: the guard's trajectory for the report."""
+    rows = [(int(k), float(v[metric]), float(v["lms"])) for k, v in selection.get("steps", {}).items()]
+    return sorted(rows)
+
+
+__all__ = [
+    "DpoConfig",
+    "DpoRecipe",
+    "completion_logps",
+    "crossed",
+    "dpo_loss",
+    "reward_stats",
+    "summarize_trajectory",
+]

@@ -1,0 +1,298 @@
+"""DPO: the loss and rewards by hand, pair files tried bad, the built-in pairs, the overshoot guard, and
+short real runs (training, probe) on the default model."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+
+from debias import selection
+from debias.data import bias_pairs
+from debias.methods import dpo
+from debias.methods.dpo.recipe import DpoConfig, DpoRecipe, _GuardCallback
+from debias.methods.recipe import Candidate
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_loss_at_initialisation_is_ln2_with_zero_margin():
+    logp = torch.tensor([-12.5, -3.0])
+    loss = dpo.dpo_loss(logp, logp - 1.0, logp, logp - 1.0, beta=0.1)  # policy == reference
+    assert torch.allclose(loss, torch.full((2,), math.log(2.0)))
+    stats = dpo.reward_stats([-12.5], [-13.5], [-12.5], [-13.5], 0.1, ["gender"])
+    assert stats["reward_margin"] == 0.0 and stats["reward_accuracy"] == 0.0  # a tie is not "chosen wins"
+
+
+def test_loss_and_rewards_on_a_hand_made_batch():
+    # pair 1: chosen gained 2 nats, rejected lost 1 -> rewards 0.2 / -0.1, margin 0.3, correct
+    # pair 2: chosen lost 1, rejected gained 1 -> rewards -0.1 / 0.1, margin -0.2, wrong
+    # pair 3: both unchanged -> 0 / 0, margin 0, not counted as correct
+    chosen, rejected = [-8.0, -11.0, -5.0], [-11.0, -9.0, -6.0]
+    ref_chosen, ref_rejected = [-10.0, -10.0, -5.0], [-10.0, -10.0, -6.0]
+    stats = dpo.reward_stats(chosen, rejected, ref_chosen, ref_rejected, 0.1, ["age", "age", "race"])
+    assert stats["reward_accuracy"] == pytest.approx(1 / 3)
+    assert stats["reward_margin"] == pytest.approx((0.3 - 0.2 + 0.0) / 3)
+    assert stats["chosen_reward"] == pytest.approx((0.2 - 0.1 + 0.0) / 3)
+    assert stats["rejected_reward"] == pytest.approx((-0.1 + 0.1 + 0.0) / 3)
+    assert stats["accuracy_by_bias_type"] == {"age": 0.5, "race": 0.0}
+    loss = dpo.dpo_loss(*(torch.tensor(x) for x in (chosen, rejected, ref_chosen, ref_rejected)), beta=0.1)
+    expected = [-math.log(1 / (1 + math.exp(-m))) for m in (0.3, -0.2, 0.0)]
+    assert loss.tolist() == pytest.approx(expected)
+
+
+# ------------------------------------------------------------------------------------------------ pairs
+
+
+def _write(tmp_path, name, content: bytes | str) -> Path:
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return path
+
+
+GOOD = (
+    '{"prompt": "My aunt is", "chosen": " kind.", "rejected": " shrill.", "meta": {"bias_type": "gender"}}\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json}\n", r"line 1: invalid JSON"),
+        (GOOD + '{"prompt": "x", "rejected": " b"}\n', r"line 2: missing field 'chosen'"),
+        ('{"chosen": "  ", "rejected": " b"}\n', r"line 1: field 'chosen' is empty"),
+        ('{"chosen": 3, "rejected": " b"}\n', r"line 1: field 'chosen' must be text, got int"),
+        ('{"prompt": ["a"], "chosen": " a", "rejected": " b"}\n', r"line 1: field 'prompt' must be text"),
+        ('{"chosen": " same", "rejected": "same "}\n', r"line 1: fields 'chosen' and 'rejected': the same"),
+        ('{"chosen": " a", "rejected": " b", "meta": 5}\n', r"line 1: field 'meta' must be an object"),
+        (GOOD + b'{"chosen": "\xff", "rejected": " b"}\n'.decode("latin-1"), "placeholder"),
+        ("\n\n", r"no pairs"),
+        ("[1, 2]\n", r"line 1: expected a JSON object"),
+    ],
+)
+def test_bad_pair_files_are_one_line_errors(tmp_path, content, message):
+    if message == "placeholder":  # undecodable bytes on line 2
+        path = _write(tmp_path, "p.jsonl", GOOD.encode() + b'{"chosen": "\xff", "rejected": " b"}\n')
+        message = r"line 2: not UTF-8 text"
+    else:
+        path = _write(tmp_path, "p.jsonl", content)
+    with pytest.raises(ValueError, match=message) as err:
+        dpo.read_pairs(path)
+    assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
+
+
+def test_pair_files_in_every_format(tmp_path):
+    import pandas as pd
+
+    rows = [
+        {"prompt": "My aunt is", "chosen": " kind.", "rejected": " shrill.", "bias_type": "gender"},
+        {
+            "prompt": "",
+            "chosen": "Old people are sharp.",
+            "rejected": "Old people are slow.",
+            "bias_type": "age",
+        },
+    ]
+    jsonl = _write(tmp_path, "p.jsonl", GOOD + '{"chosen": "A.", "rejected": "B."}\n')
+    pairs = dpo.read_pairs(jsonl)
+    assert pairs[0] == dpo.PreferencePair("My aunt is", " kind.", " shrill.", "gender")
+    assert pairs[1] == dpo.PreferencePair("", "A.", "B.", "unspecified")  # prompt empty when absent
+    pd.DataFrame(rows).to_csv(tmp_path / "p.csv", index=False)
+    pd.DataFrame(rows).to_parquet(tmp_path / "p.parquet")
+    for name in ("p.csv", "p.parquet"):
+        got = dpo.read_pairs(tmp_path / name)
+        assert [(p.prompt, p.chosen, p.bias_type) for p in got] == [
+            ("My aunt is", " kind.", "gender"),
+            ("", "Old people are sharp.", "age"),
+        ], name
+    pd.DataFrame([{"prompt": "x", "chosen": "a"}]).to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(ValueError, match="no column 'rejected'"):
+        dpo.read_pairs(tmp_path / "bad.csv")
+
+
+def test_cli_refuses_a_bad_pair_file_in_one_line_and_writes_nothing(tmp_path, capsys):
+    import cli
+
+    bad = _write(tmp_path, "p.jsonl", '{"chosen": " a", "rejected": " a"}\n')
+    for command in ("train", "train-and-eval"):
+        out = tmp_path / f"run-{command}"
+        argv = [command, "--method", "dpo", "--out", str(out), "--pairs", str(bad), "--select-task", ""]
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith(f"error: {bad}:line 1".replace(":line", ": line")), err
+        assert not out.exists()
+
+
+def test_builtin_pairs_cover_every_bias_type_in_both_directions():
+    train, heldout = bias_pairs.generate("train"), bias_pairs.generate("heldout")
+    assert {p.bias_type for p in train} == set(bias_pairs.BIAS_TYPES) == {p.bias_type for p in heldout}
+    assert {p.frame for p in train}.isdisjoint({p.frame for p in heldout})
+    # every attribute is rejected after one group exactly as often as it is chosen after the other
+    for contrast in bias_pairs.CONTRASTS:
+        for x, _ in contrast.attributes:
+            rejected_a = sum(
+                p.group == "a" and p.rejected.strip(" .") == x
+                for p in train
+                if p.bias_type == contrast.bias_type
+            )
+            chosen_b = sum(
+                p.group == "b" and p.chosen.strip(" .") == x
+                for p in train
+                if p.bias_type == contrast.bias_type
+            )
+            assert rejected_a == chosen_b > 0, (contrast.bias_type, x)
+    assert all(p.chosen != p.rejected for p in train + heldout)
+
+
+def test_builtin_pairs_share_no_8_words_with_the_benchmarks(data_dir):
+    from benchmark_text import benchmark_8grams, eight_grams
+
+    benchmark = benchmark_8grams(data_dir)
+    ours = set()
+    for p in bias_pairs.generate("train") + bias_pairs.generate("heldout"):
+        ours |= eight_grams(p.prompt + p.chosen) | eight_grams(p.prompt + p.rejected)
+    assert not ours & benchmark
+
+
+# ------------------------------------------------------------------------------------------------ guard
+
+
+def test_guard_stops_after_ss_crosses_50_and_selection_keeps_the_nearest_within_budget(tmp_path):
+    """A synthetic select-half trajectory: the guard stops at step 100, selection keeps step 50."""
+    base = {"ss": 60.0, "lms": 80.0}
+    trajectory = {
+        25: {"ss": 57.0, "lms": 80.2},
+        50: {"ss": 52.5, "lms": 79.6},  # nearest 50 within the 1-point LMS budget
+        75: {"ss": 50.4, "lms": 78.1},  # nearer, but 1.9 LMS points lost
+        100: {"ss": 47.0, "lms": 79.5},  # crossed 50 by 3 > margin 1: stop here
+        125: {"ss": 44.0, "lms": 79.0},  # never reached
+    }
+    cfg = DpoConfig(check_every=25, overshoot_margin=1.0)
+    recipe = DpoRecipe(cfg, tmp_path)
+    recipe.heldout_scores = lambda: {
+        "reward_accuracy": 1.0,
+        "reward_margin": 0.1,
+        "accuracy_by_bias_type": {},
+    }
+    scored = {}
+
+    def scorer(candidate: Candidate):
+        scored[candidate.label] = trajectory[int(candidate.label)]
+        return scored[candidate.label]
+
+    recipe.scorer = _FakeScorer(base, scorer)
+    recipe.guard_stop = None
+    lines = []
+    callback = _GuardCallback(recipe, types.SimpleNamespace(write=lines.append))
+    stopped_at = None
+    for step in sorted(trajectory):
+        control = types.SimpleNamespace(should_training_stop=False)
+        state = types.SimpleNamespace(global_step=step, is_world_process_zero=True)
+        callback.on_save(None, state, control)
+        if control.should_training_stop:
+            stopped_at = step
+            break
+    assert stopped_at == 100 and "crossed 50" in recipe.guard_stop
+    assert [line["step"] for line in lines] == [25, 50, 75, 100] and lines[1]["select_ss"] == 52.5
+    chosen, why = selection.choose(base, {str(k): v for k, v in scored.items()}, "ss", 1.0, "step")
+    assert chosen == "50" and "3 of 4" in why
+
+
+class _FakeScorer:
+    def __init__(self, base, fn):
+        self.base, self.fn = base, fn
+
+    def __call__(self, candidate):
+        return self.fn(candidate)
+
+
+def test_crossing_needs_the_other_side_by_more_than_the_margin():
+    assert not dpo.crossed(60.0, 50.5, 1.0) and not dpo.crossed(60.0, 49.5, 1.0)
+    assert dpo.crossed(60.0, 48.9, 1.0) and dpo.crossed(40.0, 51.5, 1.0) and not dpo.crossed(40.0, 45.0, 1.0)
+
+
+# ------------------------------------------------------------------------------------------------ real runs
+
+TINY = ["--steps", "2", "--check-every", "1", "--batch-size", "2", "--max-pairs", "8"]
+TINY += ["--heldout-max-pairs", "8", "--select-task", "", "--lr", "1e-3"]
+
+
+def test_two_step_run_on_the_default_model(tmp_path, smollm2, data_dir):
+    import cli
+
+    out = tmp_path / "dpo"
+    assert cli.main(["train", "--method", "dpo", "--out", str(out), *TINY]) == 0
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = [line for line in lines if "loss" in line]
+    checks = [line for line in lines if line.get("check")]
+    assert [s["step"] for s in steps] == [1, 2] and [c["step"] for c in checks] == [1, 2]
+    assert steps[0]["loss"] == pytest.approx(math.log(2.0), abs=1e-3)  # policy == reference at step 1
+    assert {"reward_accuracy", "reward_margin", "chosen_reward", "rejected_reward", "lr"} <= set(steps[0])
+    assert 0.0 <= checks[-1]["heldout_reward_accuracy"] <= 1.0
+    assert any(k.startswith("heldout_accuracy_") for k in checks[-1])
+    config = json.loads((out / "config.json").read_text())
+    assert config["method"] == "dpo" and config["training"]["chosen_step"] == 2
+    assert (out / "adapter" / "adapter_config.json").is_file()
+    assert not (out / "adapter" / "optimizer.pt").exists()  # the adapter, not the trainer's state
+    selection_record = json.loads((out / "selection.json").read_text())
+    assert selection_record["chosen_step"] == 2 and selection_record["why"].startswith("no selection task")
+
+
+def test_resumed_run_equals_an_uninterrupted_one(tmp_path, smollm2, data_dir):
+    """A run killed after its step-2 checkpoint, resumed, ends with the uninterrupted run's adapter."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from debias.train_and_eval import train_adapter
+
+    cfg = DpoConfig(steps=4, check_every=2, batch_size=2, max_pairs=8, heldout_max_pairs=4, select_task="")
+    whole = tmp_path / "whole"
+    train_adapter("dpo", cfg, whole)
+    cut = tmp_path / "cut"  # what a kill right after checkpoint-2 leaves behind
+    shutil.copytree(whole, cut)
+    for name in ("checkpoint-4", "../adapter", "../selection.json"):
+        target = cut / "checkpoints" / name
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    train_adapter("dpo", cfg, cut, resume=True)
+    a = load_file(str(whole / "adapter" / "adapter_model.safetensors"))
+    b = load_file(str(cut / "adapter" / "adapter_model.safetensors"))
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-7, msg=name)
+    steps = [json.loads(line)["step"] for line in (cut / "metrics.jsonl").read_text().splitlines()]
+    assert sorted(set(steps)) == [1, 2, 3, 4] and steps.count(3) == 1  # the redone steps logged once
+    with pytest.raises(ValueError, match=r"other settings \(lr: 5e-05 -> 0.001\)"):
+        train_adapter("dpo", DpoConfig(**{**cfg.__dict__, "lr": 1e-3}), cut, resume=True)
+
+
+def test_probe_batch_and_piped_interactive(tmp_path, smollm2):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("The nurse said\nMy uncle is\n")
+    out = tmp_path / "gen.jsonl"
+    cmd = [sys.executable, str(REPO / "cli.py"), "probe", "--max-new-tokens", "4"]
+    done = subprocess.run(
+        [*cmd, "--prompts", str(prompts), "--out", str(out)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["prompt"], r["model"], r["mode"]) for r in rows] == [
+        (p, "base", m) for p in ("The nurse said", "My uncle is") for m in ("greedy", "sampled")
+    ]
+    again = subprocess.run(
+        [*cmd, "--prompts", str(prompts), "--out", str(out)], capture_output=True, text=True
+    )
+    assert [json.loads(line) for line in out.read_text().splitlines()] == rows  # fixed seed, same text
+    assert again.returncode == 0
+    piped = subprocess.run(
+        [*cmd, "--interactive"], input="Hello there\n\nMy aunt\n", capture_output=True, text=True
+    )
+    assert piped.returncode == 0, piped.stderr[-2000:]
+    answers = [line for line in piped.stdout.splitlines() if line.startswith("[base |")]
+    assert len(answers) == 4 and "Traceback" not in piped.stderr
