@@ -5,7 +5,7 @@ checkpoint on gee_stereoset_select, the select phase keeps the one nearest SS 50
 and the kept adapter is evaluated on tasks DPO never trained or selected on: the StereoSet *report*
 half, CrowS-Pairs, Winogender, MMLU-lite and the GSM8K perplexity task. An existing run folder is
 resumed (or only summarised when finished). Writes benchmarks/results/dpo_results.json and prints the
-acceptance table. Usage (about 1.5 h on the 2-core CPU):
+acceptance table. Usage (about 1 h on the 2-core CPU with the defaults):
 
     DEBIAS_DATA_DIR=../shared/data python benchmarks/dpo_results.py [--out runs/dpo] [--FIELD VALUE ...]
 """
@@ -111,13 +111,17 @@ def main() -> None:
     spec = RunSpec(method="dpo", tasks=TASKS, limit=args.limit)
     train_and_eval(spec, cfg, args.out, render=render.write_report)
     run = run_folder.load(args.out)
-    heldout = run.training.get("heldout", {})
+    chosen = run.training.get("chosen_step")
+    checks = {line["step"]: line for line in run.curves if line.get("check")}
+    kept = checks.get(chosen, {})
+    heldout = {"reward_accuracy": kept.get("heldout_reward_accuracy"), "step": chosen}
     result = {
         "run": str(args.out),
         "config": run.config.get("config"),
         "training": run.training,
         "selection": run.selection,
         "trajectory": summarize_trajectory(run.selection or {}, cfg.select_metric),
+        "checks": list(checks.values()),
         "acceptance": acceptance(run.comparison, heldout),
         "wall_s": {phase: p["wall_s"] for phase, p in run.run["phases"].items()},
         "libraries": evaluation.library_versions(),

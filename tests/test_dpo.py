@@ -268,7 +268,7 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, smollm2, data_dir):
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-7, msg=name)
     steps = [json.loads(line)["step"] for line in (cut / "metrics.jsonl").read_text().splitlines()]
     assert sorted(set(steps)) == [1, 2, 3, 4] and steps.count(3) == 1  # the redone steps logged once
-    with pytest.raises(ValueError, match=r"other settings \(lr: 5e-05 -> 0.001\)"):
+    with pytest.raises(ValueError, match=r"other settings \(lr: 0.0005 -> 0.001\)"):
         train_adapter("dpo", DpoConfig(**{**cfg.__dict__, "lr": 1e-3}), cut, resume=True)
 
 

@@ -290,7 +290,8 @@ class DpoRecipe(Recipe):
             "pair_set": pair_data.fingerprint(cfg.pairs),
             "stopped_early": self.guard_stop is not None,
             "guard": self.guard_stop or "not triggered",
-            "heldout": self.heldout_scores(),
+            # the last trained step's; each checkpoint's (the kept one's too) is in metrics.jsonl
+            "heldout_at_last_step": self.heldout_scores(),
         }
         self.write_config(self.model_ref, summary, _device())
         return summary
