@@ -20,7 +20,7 @@ from typing import Any
 from debias import evaluation, run_folder
 from debias.atomic import write_json_atomic
 from debias.config_cli import add_dataclass_arguments, dataclass_from_args
-from debias.methods.dpo.recipe import DpoConfig, summarize_trajectory
+from debias.methods.dpo.recipe import DpoConfig
 from debias.train_and_eval import RunSpec, train_and_eval
 from reports import render
 
@@ -36,6 +36,11 @@ KEY_METRICS = [
     ("gee_mmlu_lite", "acc"),
     ("gee_gsm8k_ppl", "word_perplexity"),
 ]
+
+
+def trajectory(selection: dict[str, Any], metric: str) -> list[tuple[int, float, float]]:
+    """(step, metric, lms) per scored checkpoint, in step order: what the overshoot guard saw."""
+    return sorted((int(k), float(v[metric]), float(v["lms"])) for k, v in selection.get("steps", {}).items())
 
 
 def _row(comparison: dict[str, Any], task: str, metric: str) -> dict[str, Any] | None:
@@ -120,7 +125,7 @@ def main() -> None:
         "config": run.config.get("config"),
         "training": run.training,
         "selection": run.selection,
-        "trajectory": summarize_trajectory(run.selection or {}, cfg.select_metric),
+        "trajectory": trajectory(run.selection or {}, cfg.select_metric),
         "checks": list(checks.values()),
         "acceptance": acceptance(run.comparison, heldout),
         "wall_s": {phase: p["wall_s"] for phase, p in run.run["phases"].items()},

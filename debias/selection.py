@@ -6,7 +6,8 @@ The rule (the PCGU paper's): among candidates whose LMS on the selection split i
 keep the one that lost the least LMS and say so. The selection split (``gee_stereoset_select``) is never
 reported: the report half and the other benchmarks stay held out.
 
-Scores are written after every candidate, so an interrupted selection resumes where it stopped.
+Scores are written after every candidate (``Scorer``), so an interrupted selection resumes where it
+stopped and a recipe that scored checkpoints while training (DPO's guard) is not scored twice.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class Scorer:
 
     def __init__(self, recipe: Recipe, model: models.ModelRef) -> None:
         self.recipe, self.model = recipe, model
-        self.task, self.metric, self.max_lms_drop = selection_settings(recipe.cfg)
+        self.task, self.metric, _ = selection_settings(recipe.cfg)
         self._base: dict[str, float] | None = None
 
     @property
@@ -121,21 +122,13 @@ def select(recipe: Recipe, model: models.ModelRef) -> dict[str, Any]:
     if not candidates:
         raise ValueError(f"{folder.path}: training left no checkpoint to keep")
     unit, key = recipe.unit, f"{recipe.unit}s"
-    previous = run_folder.read_json(folder.selection) if folder.selection.is_file() else {}
-    if (previous.get("task"), previous.get("metric")) != (task, metric):
-        previous = {}
     selection: dict[str, Any] = {"task": task, "metric": metric, key: {}}
     if task:
-        request = request_for(recipe)
-        base_results, _ = pipeline.base_results(model.spec, request)
-        selection["base"] = selection_metrics(base_results, task, metric)
-        for candidate in candidates:
-            kept = previous.get(key, {}).get(candidate.label)
-            selection[key][candidate.label] = kept or selection_metrics(
-                score(model, candidate, request), task, metric
-            )
-            write_json_atomic(folder.selection, selection)
-        chosen, why = choose(selection["base"], selection[key], metric, max_lms_drop, unit)
+        # the Scorer reuses what training already scored (DPO's guard) and saves each new score
+        scorer = Scorer(recipe, model)
+        selection[key] = {candidate.label: scorer(candidate) for candidate in candidates}
+        selection["base"] = scorer.base
+        chosen, why = choose(scorer.base, selection[key], metric, max_lms_drop, unit)
     else:
         chosen, why = candidates[-1].label, f"no selection task: the last {unit}"
     selection.update({f"chosen_{unit}": _label_value(chosen), "why": why, "max_lms_drop": max_lms_drop})

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import TrainerCallback
 
 from debias import models, training
 from debias.methods.dpo import pairs as pair_data
@@ -184,19 +185,18 @@ class DpoRecipe(Recipe):
 
     # ------------------------------------------------------------------ checkpoints
     def _checkpoints(self) -> list[Path]:
+        """The Trainer's ``checkpoint-N`` folders, in step order."""
         folder = self.folder.checkpoints
         found = (
             [p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
             if folder.is_dir()
             else []
         )
-        return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+        return sorted(found, key=_step)
 
     def candidates(self) -> list[Candidate]:
         return [
-            Candidate(p.name.split("-")[-1], p)
-            for p in self._checkpoints()
-            if (p / "adapter_config.json").is_file()
+            Candidate(str(_step(p)), p) for p in self._checkpoints() if (p / "adapter_config.json").is_file()
         ]
 
     def _guard_stopped(self) -> str | None:
@@ -218,7 +218,8 @@ class DpoRecipe(Recipe):
 
         cfg = self.cfg
         stopped = self._guard_stopped() if self.resume else None
-        latest = self._checkpoints()[-1] if self.resume and self._checkpoints() else None
+        found = self._checkpoints()
+        latest = found[-1] if self.resume and found else None
         dataset = Dataset.from_list(
             [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in self.train_pairs]
         )
@@ -255,7 +256,7 @@ class DpoRecipe(Recipe):
         )
         peft_config = training.lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets)
         log = training.MetricsLog(
-            self.folder.metrics, truncate_after_step=int(latest.name.split("-")[-1]) if latest else None
+            self.folder.metrics, truncate_after_step=_step(latest) if latest else None
         )
         trainer = DPOTrainer(
             model=self.model,
@@ -276,13 +277,10 @@ class DpoRecipe(Recipe):
             from safetensors.torch import load_file
 
             set_peft_model_state_dict(self.policy, load_file(str(latest / "adapter_model.safetensors")))
-        step = (
-            trainer.state.global_step if stopped is None else int(self._checkpoints()[-1].name.split("-")[-1])
-        )
-        if stopped is None and (
-            not self._checkpoints() or self._checkpoints()[-1].name != f"checkpoint-{step}"
-        ):
-            trainer.save_model(str(self.folder.checkpoints / f"checkpoint-{step}"))  # the last step
+        step = trainer.state.global_step if stopped is None else _step(latest)
+        last = self.folder.checkpoints / f"checkpoint-{step}"
+        if stopped is None and not last.is_dir():
+            trainer.save_model(str(last))  # the last step, when it is not a multiple of check_every
         summary = {
             "method": "dpo",
             "steps": step,
@@ -314,9 +312,6 @@ class DpoRecipe(Recipe):
             chosen, rejected, ref_chosen, ref_rejected, self.cfg.beta, [p.bias_type for p in self.heldout]
         )
 
-    def not_held_out(self) -> list[str]:
-        return []
-
 
 def _subset(pairs: list, size: int | None, seed: int) -> list:
     """A fixed, seeded sample of ``size`` pairs (all of them when ``size`` is None or larger)."""
@@ -331,13 +326,11 @@ def _device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _callback_base():
-    from transformers import TrainerCallback
-
-    return TrainerCallback
+def _step(checkpoint: Path) -> int:
+    return int(checkpoint.name.rsplit("-", 1)[1])
 
 
-class _MetricsCallback(_callback_base()):
+class _MetricsCallback(TrainerCallback):
     """TRL's per-step log as the project's metrics.jsonl lines (and tokens/s from its token count)."""
 
     NAMES = {
@@ -365,7 +358,7 @@ class _MetricsCallback(_callback_base()):
         self.log.write(record)
 
 
-class _GuardCallback(_callback_base()):
+class _GuardCallback(TrainerCallback):
     """After each checkpoint: held-out reward accuracy, the selection-split score, the stop decision."""
 
     def __init__(self, recipe: DpoRecipe, log: training.MetricsLog) -> None:
@@ -396,12 +389,6 @@ class _GuardCallback(_callback_base()):
         return control
 
 
-def summarize_trajectory(selection: dict[str, Any], metric: str) -> list[tuple[int, float, float]]:
-    """(step, metric, lms) per scored checkpoint, in step order: the guard's trajectory for the report."""
-    rows = [(int(k), float(v[metric]), float(v["lms"])) for k, v in selection.get("steps", {}).items()]
-    return sorted(rows)
-
-
 __all__ = [
     "DpoConfig",
     "DpoRecipe",
@@ -409,5 +396,4 @@ __all__ = [
     "crossed",
     "dpo_loss",
     "reward_stats",
-    "summarize_trajectory",
 ]
