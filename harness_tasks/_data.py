@@ -21,7 +21,7 @@ from pathlib import Path
 from harness_tasks import _io
 
 DATA_ENV = "DEBIAS_DATA_DIR"
-LAYOUT_HINT = "crows_pairs/, stereoset/, winogender/, mmlu/, gsm8k/"
+LAYOUT_HINT = "crows_pairs/, stereoset/, winogender/, mmlu/, gsm8k/, bbq/"
 _MANIFEST_PATH = Path(__file__).with_name("data_manifest.json")
 
 # Files resolved in this process, {relative path: sha256}: result files record exactly what was read.
@@ -107,7 +107,8 @@ def _fetch_public(rel: str) -> Path:
         if "archive" in source:
             _fetch_archive(benchmark, source["archive"])
         else:
-            _download(source["url"].format(name=name), dest)
+            # a benchmark whose files sit in several upstream folders maps each name to its path (bbq)
+            _download(source["url"].format(name=source.get("paths", {}).get(name, name)), dest)
     except OSError as exc:
         raise DataFileError(
             f"{rel}: {DATA_ENV} is not set and the public copy could not be fetched ({exc}); "
