@@ -20,12 +20,13 @@ from harness_tasks._report_spec import (
     MetricBars,
     RetentionAxis,
 )
+from harness_tasks.bbq.report import REPORT as _BBQ
 from harness_tasks.crows_pairs.report import REPORT as _CROWS_PAIRS
 from harness_tasks.retention.report import REPORT as _RETENTION
 from harness_tasks.stereoset.report import REPORT as _STEREOSET
 from harness_tasks.winogender.report import REPORT as _WINOGENDER
 
-BENCHMARKS: tuple[BenchmarkReport, ...] = (_STEREOSET, _CROWS_PAIRS, _WINOGENDER, _RETENTION)
+BENCHMARKS: tuple[BenchmarkReport, ...] = (_STEREOSET, _CROWS_PAIRS, _WINOGENDER, _RETENTION, _BBQ)
 
 
 def _ideal(benchmarks: tuple[BenchmarkReport, ...]) -> Mapping[str, Ideal]:
