@@ -53,8 +53,17 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def lora_config(r: int, alpha: int, dropout: float, target_modules: Sequence[str]):
-    """The project's LoRA settings as peft's config (causal LM, no bias terms)."""
+def lora_config(
+    r: int,
+    alpha: int,
+    dropout: float,
+    target_modules: Sequence[str],
+    layers: Sequence[int] | None = None,
+):
+    """The project's LoRA settings as peft's config (causal LM, no bias terms).
+
+    ``layers``: only these decoder layers (by index) get adapters; None: every layer.
+    """
     from peft import LoraConfig
 
     return LoraConfig(
@@ -64,14 +73,30 @@ def lora_config(r: int, alpha: int, dropout: float, target_modules: Sequence[str
         target_modules=list(target_modules),
         bias="none",
         task_type="CAUSAL_LM",
+        layers_to_transform=list(layers) if layers is not None else None,
     )
 
 
-def add_lora(model, r: int, alpha: int, dropout: float, target_modules: Sequence[str]):
+def last_layers(model, count: int) -> list[int] | None:
+    """Indices of the last ``count`` decoder layers (None when ``count`` is 0 or covers them all)."""
+    total = int(model.config.num_hidden_layers)
+    if count <= 0 or count >= total:
+        return None
+    return list(range(total - count, total))
+
+
+def add_lora(
+    model,
+    r: int,
+    alpha: int,
+    dropout: float,
+    target_modules: Sequence[str],
+    layers: Sequence[int] | None = None,
+):
     """Wrap ``model`` in a peft LoRA adapter; only the adapter's parameters train."""
     from peft import get_peft_model
 
-    return get_peft_model(model, lora_config(r, alpha, dropout, target_modules))
+    return get_peft_model(model, lora_config(r, alpha, dropout, target_modules, layers))
 
 
 def optimizer_and_schedule(model, lr: float, weight_decay: float, warmup_steps: int, total_steps: int):
@@ -98,9 +123,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
 
 
-def save_checkpoint(
-    checkpoints: Path, step: int, model, optimizer, scheduler, extra: dict[str, Any]
-) -> Path:
+def save_checkpoint(checkpoints: Path, step: int, model, optimizer, scheduler, extra: dict[str, Any]) -> Path:
     """Write ``checkpoints/step-NNNNNN`` atomically; ``extra`` holds sampler/method state."""
     final = checkpoints / f"step-{step:06d}"
     with atomic_dir(final) as tmp:

@@ -158,3 +158,39 @@ class GroupBalancedBatches(Iterator[list[GroupedExample]]):
         if not isinstance(step, int) or step < 0:
             raise ValueError(f"sampler state has an invalid step {step!r}")
         self._step = step
+
+
+class SeededCycle:
+    """Indices ``0..n-1`` in one seeded shuffle per pass, endlessly: ``take(k)`` draws the next ``k``.
+
+    The order of pass ``p`` is a pure function of (seed, p), so ``state_dict`` (pass, position) is all a
+    resumed run needs to draw exactly the indices an uninterrupted one would.
+    """
+
+    def __init__(self, n: int, seed: int = 0) -> None:
+        if n < 1:
+            raise ValueError("nothing to sample from")
+        self.n, self.seed, self.epoch, self.position = n, seed, 0, 0
+        self.order = self._order()
+
+    def _order(self) -> list[int]:
+        order = list(range(self.n))
+        random.Random(f"{self.seed}:{self.epoch}").shuffle(order)
+        return order
+
+    def take(self, k: int) -> list[int]:
+        picked = []
+        while len(picked) < k:
+            if self.position >= self.n:
+                self.epoch, self.position = self.epoch + 1, 0
+                self.order = self._order()
+            picked.append(self.order[self.position])
+            self.position += 1
+        return picked
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+        self.order = self._order()

@@ -15,6 +15,7 @@ METHODS: dict[str, tuple[str, str, str]] = {
     "gee": ("debias.methods.gee.recipe", "GeeConfig", "GeeRecipe"),
     "pcgu": ("debias.methods.pcgu.recipe", "PcguConfig", "PcguRecipe"),
     "dpo": ("debias.methods.dpo.recipe", "DpoConfig", "DpoRecipe"),
+    "equalize": ("debias.methods.equalize.recipe", "EqualizeConfig", "EqualizeRecipe"),
 }
 
 

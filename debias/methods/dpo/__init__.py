@@ -1,7 +1,7 @@
 """DPO on chosen/rejected bias pairs: ``recipe`` (config, TRL-based ``DpoRecipe``, overshoot guard) and
 ``pairs`` (the built-in set and user pair files)."""
 
-from debias.methods.dpo.pairs import PreferencePair, builtin, load, read_pairs
+from debias.data.preference_pairs import PreferencePair, builtin, load, read_pairs
 from debias.methods.dpo.recipe import DpoConfig, DpoRecipe, crossed, dpo_loss, reward_stats
 
 __all__ = [

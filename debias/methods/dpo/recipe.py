@@ -31,7 +31,7 @@ import torch
 from transformers import TrainerCallback
 
 from debias import models, training
-from debias.methods.dpo import pairs as pair_data
+from debias.data import preference_pairs as pair_data
 from debias.methods.recipe import Candidate, Recipe
 from debias.models import DEFAULT_MODEL
 

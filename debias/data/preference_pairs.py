@@ -1,4 +1,4 @@
-"""DPO's preference pairs: the built-in set (``debias.data.bias_pairs``) or a user's file.
+"""Preference pairs (DPO, equalisation): the built-in set (``debias.data.bias_pairs``) or a user's file.
 
 A user's file holds one pair per record, in the common format: JSONL lines
 ``{"prompt"?: str, "chosen": str, "rejected": str, "meta"?: {"bias_type": str, ...}}`` (``prompt`` empty

@@ -1,0 +1,174 @@
+"""The retention anchor: KL(base ‖ tuned) on neutral text, a term any LoRA method can add to its loss.
+
+A debiasing objective only says what should change; left alone it also moves everything it does not
+mention (PCGU lost LMS about 1:1 with the SS it gained). The anchor says what should *not* change: on
+text that has nothing to do with the bias being removed, the tuned model's next-token distributions
+should stay the base model's, ``KL(p_base(·|x<t) ‖ p_tuned(·|x<t))`` averaged over the text's tokens.
+
+- The base is the same peft model with its adapter disabled: no second copy of the weights, and the
+  KL is exactly 0 at initialisation (LoRA's B starts at zero), so the anchor never pulls a fresh
+  adapter anywhere; its gradient is ``-Σ_v p_base(v) ∇ log p_tuned(v)``, zero at the start.
+- The neutral text needs no external corpus: GSM8K *train* solutions and MMLU *dev* questions (read
+  and sha256-checked through the benchmark data layer), never the items the retention tasks score
+  (GSM8K test, MMLU test); or a user's file of texts. One seeded order, cycled; its position is part
+  of a checkpoint, so a resumed run sees the same batches.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from debias import training
+from debias.data.sampler import SeededCycle
+
+BUILTIN = "gsm8k_mmlu"
+_CALCULATOR = re.compile(r"<<[^>]*>>")  # GSM8K's calculator annotations: not natural text
+
+
+def gsm8k_mmlu_texts() -> list[str]:
+    """GSM8K train question + solution, and MMLU dev questions with their four options, as plain text."""
+    import csv
+
+    from harness_tasks import _data
+
+    texts = []
+    with open(_data.data_file("gsm8k/train.jsonl"), encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                row = json.loads(line)
+                texts.append(row["question"] + "\n" + _CALCULATOR.sub("", row["answer"]))
+    subjects = sorted(
+        rel for rel in _data.manifest()["files"] if rel.startswith("mmlu/dev/") and rel.endswith(".csv")
+    )
+    for rel in subjects:
+        with open(_data.data_file(rel), encoding="utf-8", newline="") as fh:
+            for row in csv.reader(fh):
+                if len(row) >= 6:
+                    question, options = row[0], row[1:5]
+                    texts.append(
+                        question + "\n" + "\n".join(f"{k}. {o}" for k, o in zip("ABCD", options, strict=True))
+                    )
+    return texts
+
+
+def load_texts(spec: str) -> list[str]:
+    """``gsm8k_mmlu`` (built-in neutral text) or a user file (text lines; JSONL/CSV/parquet ``text``)."""
+    if spec == BUILTIN:
+        return gsm8k_mmlu_texts()
+    path = Path(spec)
+    if path.suffix in (".txt", ""):
+        try:
+            raw = path.read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path}: cannot read the anchor text ({err})") from None
+        texts = [line for line in raw.splitlines() if line.strip()]
+    else:
+        from debias.data.user_prompts import read_records, record_text
+
+        texts = [record_text(path, where, rec, "text") for where, rec in read_records(path, ("text",))]
+    if not texts:
+        raise ValueError(f"{path}: no anchor text (one text per line, or records with a 'text' field)")
+    return texts
+
+
+def kl_base_tuned(base_logits: torch.Tensor, tuned_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over masked positions of ``KL(softmax(base) ‖ softmax(tuned))`` (nats per token).
+
+    ``base_logits``/``tuned_logits``: (batch, positions, vocab); ``mask``: (batch, positions), 1 where the
+    position's prediction counts. Computed in float32 at least: a bf16 KL of near-equal distributions is
+    mostly rounding error.
+    """
+    dtype = torch.promote_types(tuned_logits.dtype, torch.float32)
+    base = torch.log_softmax(base_logits.to(dtype), dim=-1)
+    tuned = torch.log_softmax(tuned_logits.to(dtype), dim=-1)
+    per_position = (base.exp() * (base - tuned)).sum(-1)
+    weights = mask.to(per_position.dtype)
+    return (per_position * weights).sum() / weights.sum().clamp(min=1.0)
+
+
+@dataclass
+class AnchorBatch:
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+
+    @property
+    def prediction_mask(self) -> torch.Tensor:
+        """Positions whose next token is real text: every non-pad position but each row's last."""
+        mask = self.attention_mask.clone()
+        mask[:, :-1] = mask[:, :-1] * self.attention_mask[:, 1:]
+        mask[:, -1] = 0
+        return mask
+
+
+class RetentionAnchor:
+    """Batches of neutral text and the KL term on them; ``state_dict`` makes its order resumable."""
+
+    def __init__(
+        self,
+        tokenizer,
+        texts: Sequence[str],
+        batch_size: int,
+        max_tokens: int,
+        seed: int,
+    ) -> None:
+        if batch_size < 1 or max_tokens < 2:
+            raise ValueError("anchor batch size must be >= 1 and anchor max tokens >= 2")
+        self.tokenizer, self.batch_size = tokenizer, batch_size
+        self.rows = [tokenizer.encode(t, add_special_tokens=False)[:max_tokens] for t in texts]
+        self.rows = [r for r in self.rows if len(r) >= 2]
+        if not self.rows:
+            raise ValueError("the anchor text has no text of two tokens or more")
+        self.cycle = SeededCycle(len(self.rows), seed)
+
+    def next_batch(self) -> AnchorBatch:
+        picked = [self.rows[i] for i in self.cycle.take(self.batch_size)]
+        ids, attn, _ = training.pad(picked, self.tokenizer.pad_token_id)
+        return AnchorBatch(ids, attn)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.cycle.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.cycle.load_state_dict(state)
+
+
+def anchor_loss(model, batch: AnchorBatch, device) -> tuple[torch.Tensor, int]:
+    """(KL(base ‖ tuned) with graph through the tuned side, tokens): the base is the adapter disabled."""
+    ids, attn = batch.input_ids.to(device), batch.attention_mask.to(device)
+    with torch.no_grad(), model.disable_adapter():
+        base_logits = model(input_ids=ids, attention_mask=attn).logits
+    tuned_logits = model(input_ids=ids, attention_mask=attn).logits
+    mask = batch.prediction_mask.to(device)
+    return kl_base_tuned(base_logits, tuned_logits, mask), int(mask.sum())
+
+
+@torch.no_grad()
+def mean_kl(model, anchor: RetentionAnchor, batches: int, device) -> float:
+    """The anchor KL over ``batches`` fixed batches (no gradient): a held-out retention probe."""
+    was_training = model.training
+    model.eval()
+    total, tokens = 0.0, 0
+    for _ in range(batches):
+        kl, n = anchor_loss(model, anchor.next_batch(), device)
+        total, tokens = total + float(kl) * n, tokens + n
+    model.train(was_training)
+    return total / max(tokens, 1)
+
+
+__all__ = [
+    "BUILTIN",
+    "AnchorBatch",
+    "RetentionAnchor",
+    "anchor_loss",
+    "gsm8k_mmlu_texts",
+    "kl_base_tuned",
+    "load_texts",
+    "mean_kl",
+]

@@ -1,0 +1,1 @@
+"""Equalisation: make a stereotype and its counterpart equally likely, anchored to the base model."""

@@ -1,0 +1,49 @@
+"""The equalisation losses, as pure functions of the pair log-ratio ``Δ = log p(stereo) − log p(anti)``.
+
+Both are zero exactly when the two continuations are equally likely and grow with ``|Δ|`` in either
+direction, so unlike a preference loss (DPO) they have no reason to flip a bias: the optimum is the
+tie, not the reverse preference.
+
+- ``sym_kl``: the symmetric KL between the pair's two-outcome distribution ``q = (σ(Δ), 1 − σ(Δ))``
+  (the two continuations' probabilities renormalised over the pair) and the even split ``u = (½, ½)``:
+  ``KL(q‖u) + KL(u‖q) = Σ_i (q_i − u_i)(log q_i − log u_i) = (σ(Δ) − ½)·Δ``. Near the tie it is
+  ``Δ²/4``; far from it, it grows like ``|Δ|/2`` — a bounded gradient, so a few extreme pairs cannot
+  dominate a batch. This is BiasEdit's symmetric-KL objective (arXiv 2503.08588) on sequence pairs.
+- ``squared``: ``Δ²``, the squared log-ratio (unbounded gradient; the first trial's loss).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+Loss = Literal["sym_kl", "squared"]
+
+
+def equalize_loss(delta: torch.Tensor, kind: Loss = "sym_kl") -> torch.Tensor:
+    """Per-pair loss from ``delta`` (any shape)."""
+    if kind == "sym_kl":
+        return (torch.sigmoid(delta) - 0.5) * delta
+    if kind == "squared":
+        return delta.square()
+    raise ValueError(f"unknown equalisation loss {kind!r}; expected 'sym_kl' or 'squared'")
+
+
+def sequence_logprobs(
+    logits: torch.Tensor, input_ids: torch.Tensor, score_mask: torch.Tensor, length_normalize: bool
+) -> torch.Tensor:
+    """Per row: the summed (or per-token mean) log-probability of the tokens ``score_mask`` marks.
+
+    ``logits[:, t]`` predicts ``input_ids[:, t + 1]``; ``score_mask`` is over tokens (1 = scored), so the
+    prediction for token ``t`` is read at position ``t − 1``.
+    """
+    logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    targets = input_ids[:, 1:]
+    token_logprobs = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    mask = score_mask[:, 1:].to(token_logprobs.dtype)
+    total = (token_logprobs * mask).sum(-1)
+    return total / mask.sum(-1).clamp(min=1.0) if length_normalize else total
+
+
+__all__ = ["Loss", "equalize_loss", "sequence_logprobs"]

@@ -1,0 +1,360 @@
+"""Equalisation: a stereotype and its counterpart made equally likely, with a retention anchor (LoRA).
+
+For each of the project's contrastive pairs (the same context, continued with a group's stereotype or
+with its counterpart; ``debias.data.bias_pairs``, ten bias types, both directions) the loss pushes the
+pair's log-ratio ``Δ = log p(stereotype) − log p(counterpart)`` to zero (``losses.equalize_loss``),
+after BiasEdit (arXiv 2503.08588). BiasEdit showed the cost of doing only that — without its retention
+term it lost 52–62 LMS points — so the recipe adds ``anchor_weight · KL(base ‖ tuned)`` on neutral text
+(``debias.anchor``), the base being the adapter disabled.
+
+The adapter is LoRA on the MLP projections of the last ``lora_last_layers`` decoder layers (BiasEdit
+edits late MLPs; configurable). Every ``check_every`` steps a resumable checkpoint is written and the
+held-out pairs (other sentence frames) and held-out anchor text are probed; the shared select phase
+then keeps the checkpoint whose ``select_metric`` on ``gee_stereoset_select`` is nearest 50 within the
+LMS budget. Single process; gradients are summed across processes if launched on several.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from debias import anchor as anchor_text
+from debias import models, training
+from debias.data import preference_pairs
+from debias.data.sampler import SeededCycle
+from debias.methods.equalize import losses
+from debias.methods.recipe import Candidate, Recipe
+from debias.models import DEFAULT_MODEL
+
+MLP_TARGETS = ("gate_proj", "up_proj", "down_proj")
+
+
+@dataclass
+class EqualizeConfig:
+    """Every field is a flag of ``cli.py train --method equalize`` (underscores → dashes)."""
+
+    model: str = DEFAULT_MODEL
+    pairs: str = "builtin"  # the project's pairs (debias/data/bias_pairs.py) or a JSONL/CSV/parquet file
+    bias_types: tuple[str, ...] = ()  # train only on these bias types (empty: all)
+    heldout_pairs: str = "builtin"  # pairs probed at every check ("builtin": the held-out frames)
+    heldout_max_pairs: int | None = 512
+    max_pairs: int | None = None  # train on a fixed, seeded subset (None: every pair)
+    loss: losses.Loss = "sym_kl"
+    length_normalize: bool = False  # per-token mean log-probs instead of sums
+    anchor_weight: float = 1.0  # weight of KL(base ‖ tuned) on neutral text; 0 switches the anchor off
+    anchor_text: str = anchor_text.BUILTIN  # "gsm8k_mmlu" or a file of texts
+    anchor_batch_size: int = 8
+    anchor_max_tokens: int = 128
+    anchor_probe_batches: int = 8  # held-out anchor text (every 10th text) probed at every check
+    lr: float = 5e-4
+    batch_size: int = 16  # pairs per step
+    steps: int = 160
+    warmup_steps: int = 10
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_targets: tuple[str, ...] = MLP_TARGETS
+    lora_last_layers: int = 10  # adapters on the last N decoder layers only (0: every layer)
+    check_every: int = 40  # a checkpoint (a selection candidate) every this many steps, and the last
+    select_task: str = "gee_stereoset_select"
+    select_metric: str = "ss"
+    max_lms_drop: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.lora_targets = tuple(self.lora_targets)
+        self.bias_types = tuple(self.bias_types)
+        for name in ("batch_size", "steps", "check_every", "anchor_batch_size", "anchor_probe_batches"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.anchor_weight < 0 or self.lora_last_layers < 0:
+            raise ValueError("anchor_weight and lora_last_layers must be >= 0")
+        if self.loss not in ("sym_kl", "squared"):
+            raise ValueError(f"loss must be 'sym_kl' or 'squared', got {self.loss!r}")
+
+
+def pair_batch(tokenizer, pairs: Sequence[preference_pairs.PreferencePair]):
+    """Rows ``[prompt + rejected, prompt + chosen]`` per pair (2·len rows), right-padded, with score marks.
+
+    Prompt and continuation are tokenized apart and joined, so the scored tokens are exactly the
+    continuation's (continuations start with a space: no token straddles the boundary).
+    """
+    rows, marks = [], []
+    for pair in pairs:
+        prompt = tokenizer.encode(pair.prompt, add_special_tokens=False) if pair.prompt else []
+        if not prompt and tokenizer.bos_token_id is not None:
+            prompt = [tokenizer.bos_token_id]  # something to predict the first token from
+        for continuation in (pair.rejected, pair.chosen):
+            cont = tokenizer.encode(continuation, add_special_tokens=False)
+            rows.append(prompt + cont)
+            marks.append([0] * len(prompt) + [1] * len(cont))
+    return training.pad(rows, tokenizer.pad_token_id, marks=marks)
+
+
+def pair_deltas(model, tokenizer, pairs, length_normalize: bool, device) -> tuple[torch.Tensor, int]:
+    """(``Δ = log p(rejected) − log p(chosen)`` per pair, with graph when gradients are on; tokens)."""
+    ids, attn, marks = pair_batch(tokenizer, pairs)
+    ids, attn, marks = ids.to(device), attn.to(device), marks.to(device)
+    logits = model(input_ids=ids, attention_mask=attn).logits
+    seq = losses.sequence_logprobs(logits, ids, marks, length_normalize)
+    return seq[0::2] - seq[1::2], int(attn.sum())
+
+
+def delta_stats(deltas: Sequence[float], bias_types: Sequence[str]) -> dict[str, Any]:
+    """Held-out summary: mean Δ (> 0: the stereotype is preferred), mean |Δ|, share preferring it."""
+    if not deltas:
+        raise ValueError("no pairs to probe")
+    by_type: dict[str, list[float]] = defaultdict(list)
+    for d, kind in zip(deltas, bias_types, strict=True):
+        by_type[kind].append(d)
+    n = len(deltas)
+    return {
+        "mean_delta": sum(deltas) / n,
+        "mean_abs_delta": sum(abs(d) for d in deltas) / n,
+        "stereotype_preferred": sum(d > 0 for d in deltas) / n,
+        "mean_abs_delta_by_bias_type": {k: sum(map(abs, v)) / len(v) for k, v in sorted(by_type.items())},
+        "pairs": n,
+    }
+
+
+class EqualizeRecipe(Recipe):
+    method = "equalize"
+    unit = "step"
+    quick = {
+        "steps": 4,
+        "check_every": 2,
+        "select_task": "",
+        "heldout_max_pairs": 32,
+        "batch_size": 4,
+        "max_pairs": 64,
+        "anchor_batch_size": 2,
+        "anchor_probe_batches": 1,
+        "anchor_max_tokens": 64,
+    }
+
+    # ------------------------------------------------------------------ data
+    def validate(self) -> None:
+        cfg = self.cfg
+        train = preference_pairs.load(cfg.pairs, "train")
+        if cfg.bias_types:
+            known = {p.bias_type for p in train}
+            unknown = sorted(set(cfg.bias_types) - known)
+            if unknown:
+                raise ValueError(
+                    f"bias_types: {', '.join(unknown)} not in the pairs ({', '.join(sorted(known))})"
+                )
+            train = [p for p in train if p.bias_type in cfg.bias_types]
+        self.train_pairs = _subset(train, cfg.max_pairs, cfg.seed)
+        heldout = preference_pairs.load(cfg.heldout_pairs, "heldout")
+        if cfg.bias_types:
+            heldout = [p for p in heldout if p.bias_type in cfg.bias_types] or heldout
+        self.heldout = _subset(heldout, cfg.heldout_max_pairs, cfg.seed)
+        texts = anchor_text.load_texts(cfg.anchor_text) if cfg.anchor_weight > 0 else []
+        # every 10th text is held out: the anchor probe never reads what the anchor trains on
+        self.anchor_train = [t for i, t in enumerate(texts) if i % 10 != 0]
+        self.anchor_heldout = [t for i, t in enumerate(texts) if i % 10 == 0]
+        if cfg.anchor_weight > 0 and not (self.anchor_train and self.anchor_heldout):
+            raise ValueError(f"{cfg.anchor_text}: the anchor needs at least two texts")
+
+    def setup(self) -> None:
+        from accelerate import Accelerator
+
+        cfg = self.cfg
+        self.validate()
+        self.check_resume()
+        self.folder.path.mkdir(parents=True, exist_ok=True)
+        self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
+        training.set_seed(cfg.seed)
+        self.model_ref = models.reference(cfg.model)
+        base, self.tokenizer = models.load(str(self.model_ref.path))
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        layers = training.last_layers(base, cfg.lora_last_layers)
+        self.model = training.add_lora(
+            base, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets, layers
+        )
+        self.model.to(self.accelerator.device)
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer, self.scheduler = training.optimizer_and_schedule(
+            self.model, cfg.lr, cfg.weight_decay, cfg.warmup_steps, cfg.steps
+        )
+        self.sampler = SeededCycle(len(self.train_pairs), cfg.seed)
+        self.anchor = self.anchor_probe = None
+        if cfg.anchor_weight > 0:
+            self.anchor = anchor_text.RetentionAnchor(
+                self.tokenizer, self.anchor_train, cfg.anchor_batch_size, cfg.anchor_max_tokens, cfg.seed
+            )
+            self.anchor_probe = anchor_text.RetentionAnchor(
+                self.tokenizer, self.anchor_heldout, cfg.anchor_batch_size, cfg.anchor_max_tokens, cfg.seed
+            )
+        self.step, self.probe_before = 0, None
+        checkpoint = training.latest_checkpoint(self.folder.checkpoints) if self.resume else None
+        if checkpoint is not None:
+            self.step, extra = training.load_checkpoint(
+                checkpoint, self.model, self.optimizer, self.scheduler
+            )
+            self.sampler.load_state_dict(extra["sampler"])
+            if self.anchor is not None:
+                self.anchor.load_state_dict(extra["anchor"])
+            self.probe_before = extra["probe_before"]
+        self.log = training.MetricsLog(
+            self.folder.metrics, truncate_after_step=self.step if checkpoint else None
+        )
+        if self.probe_before is None:
+            self.probe_before = self.probe()
+        self.write_config(self.model_ref, None, str(self.accelerator.device), self.accelerator.num_processes)
+
+    # ------------------------------------------------------------------ probes
+    @torch.no_grad()
+    def probe(self) -> dict[str, Any]:
+        """Held-out pairs' Δ statistics and the held-out anchor KL (0 before training, by construction)."""
+        cfg, device = self.cfg, self.accelerator.device
+        was_training = self.model.training
+        self.model.eval()
+        deltas: list[float] = []
+        for i in range(0, len(self.heldout), 32):
+            chunk = self.heldout[i : i + 32]
+            chunk_deltas, _ = pair_deltas(self.model, self.tokenizer, chunk, cfg.length_normalize, device)
+            deltas += chunk_deltas.tolist()
+        self.model.train(was_training)
+        stats = delta_stats(deltas, [p.bias_type for p in self.heldout])
+        if self.anchor_probe is not None:
+            self.anchor_probe.load_state_dict({"epoch": 0, "position": 0})  # the same texts every time
+            stats["heldout_anchor_kl"] = anchor_text.mean_kl(
+                self.model, self.anchor_probe, cfg.anchor_probe_batches, device
+            )
+        return stats
+
+    # ------------------------------------------------------------------ one step
+    def train_step(self) -> dict[str, Any]:
+        cfg, acc = self.cfg, self.accelerator
+        pairs = [self.train_pairs[i] for i in self.sampler.take(cfg.batch_size)]
+        local = pairs[acc.process_index :: acc.num_processes]
+        deltas, tokens = pair_deltas(self.model, self.tokenizer, local, cfg.length_normalize, acc.device)
+        equalize = losses.equalize_loss(deltas, cfg.loss).mean()
+        loss = equalize
+        record: dict[str, Any] = {
+            "equalize_loss": float(equalize),
+            "mean_delta": float(deltas.mean()),
+            "mean_abs_delta": float(deltas.abs().mean()),
+        }
+        if self.anchor is not None:
+            kl, anchor_tokens = anchor_text.anchor_loss(self.model, self.anchor.next_batch(), acc.device)
+            loss = loss + cfg.anchor_weight * kl
+            record["anchor_kl"] = float(kl)
+            tokens += anchor_tokens
+        acc.backward(loss)
+        if acc.num_processes > 1:
+            for p in self.trainable:
+                grad = p.grad if p.grad is not None else torch.zeros_like(p)
+                p.grad = acc.reduce(grad, reduction="mean")
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.trainable, cfg.max_grad_norm))
+        record.update({"loss": float(loss), "lr": self.scheduler.get_last_lr()[0], "grad_norm": grad_norm})
+        if math.isfinite(grad_norm):
+            self.optimizer.step()
+        else:  # a non-finite gradient would poison the adapter: skip the update, say so
+            record["skipped"] = True
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        record["tokens"] = tokens
+        return record
+
+    # ------------------------------------------------------------------ loop
+    def train(self, stop_after: int | None = None) -> dict[str, Any]:
+        """Run to ``cfg.steps``; ``stop_after`` simulates an interruption (checkpoint, then re-raise)."""
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg
+        anchor_state = "anchor KL weight " + (f"{cfg.anchor_weight:g}" if self.anchor else "0 (off)")
+        print(f"equalize: {len(self.train_pairs)} pairs, {cfg.steps} steps, {anchor_state}", file=sys.stderr)
+        bar = tqdm(total=cfg.steps, initial=self.step, desc="equalize", file=sys.stderr)
+        throughput = training.Throughput()
+        try:
+            while self.step < cfg.steps:
+                record = self.train_step()
+                self.step += 1
+                record["step"] = self.step
+                record["tokens_per_s"] = round(throughput.lap(record.pop("tokens")), 1)
+                if self.step % cfg.check_every == 0 or self.step == cfg.steps:
+                    probe = self.probe()
+                    record.update({"check": True, **_flat_probe(probe)})
+                    self.checkpoint()
+                self.log.write(record)
+                bar.update(1)
+                bar.set_postfix(loss=f"{record['loss']:.4f}", delta=f"{record['mean_abs_delta']:.3f}")
+                if stop_after is not None and self.step >= stop_after:
+                    raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            if not any(c.label == str(self.step) for c in self.candidates()):
+                self.checkpoint()
+            bar.close()
+            raise
+        bar.close()
+        probe_after = self.probe()
+        summary = {
+            "method": "equalize",
+            "steps": self.step,
+            "pairs": len(self.train_pairs),
+            "pair_set": preference_pairs.fingerprint(self.cfg.pairs),
+            "probe_before": self.probe_before,
+            "probe_after": probe_after,
+            "abs_delta_reduction": 1.0 - probe_after["mean_abs_delta"] / self.probe_before["mean_abs_delta"],
+        }
+        self.write_config(
+            self.model_ref, summary, str(self.accelerator.device), self.accelerator.num_processes
+        )
+        return summary
+
+    def checkpoint(self) -> None:
+        extra = {
+            "sampler": self.sampler.state_dict(),
+            "anchor": self.anchor.state_dict() if self.anchor is not None else None,
+            "probe_before": self.probe_before,
+        }
+        training.save_checkpoint(
+            self.folder.checkpoints, self.step, self.model, self.optimizer, self.scheduler, extra
+        )
+
+    def candidates(self) -> list[Candidate]:
+        return [
+            Candidate(str(int(path.name.split("-")[1])), path / "adapter")
+            for path in training.step_checkpoints(self.folder.checkpoints)
+        ]
+
+    def not_held_out(self) -> list[str]:
+        if self.cfg.anchor_weight > 0 and self.cfg.anchor_text == anchor_text.BUILTIN:
+            return [
+                "gee_gsm8k_ppl shares the anchor text's distribution (the anchor reads GSM8K train "
+                "solutions; the task scores test solutions)"
+            ]
+        return []
+
+
+def _flat_probe(probe: dict[str, Any]) -> dict[str, Any]:
+    flat = {f"heldout_{k}": v for k, v in probe.items() if not isinstance(v, dict) and k != "pairs"}
+    flat = {k.replace("heldout_heldout_", "heldout_"): v for k, v in flat.items()}
+    for kind, value in probe.get("mean_abs_delta_by_bias_type", {}).items():
+        flat[f"heldout_abs_delta_{kind}"] = value
+    return flat
+
+
+def _subset(pairs: list, size: int | None, seed: int) -> list:
+    if size is None or len(pairs) <= size:
+        return pairs
+    import random
+
+    return random.Random(seed).sample(pairs, size)
+
+
+__all__ = ["EqualizeConfig", "EqualizeRecipe", "delta_stats", "pair_batch", "pair_deltas"]
