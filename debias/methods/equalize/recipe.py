@@ -50,12 +50,12 @@ class EqualizeConfig:
     length_normalize: bool = False  # per-token mean log-probs instead of sums
     anchor_weight: float = 1.0  # weight of KL(base ‖ tuned) on neutral text; 0 switches the anchor off
     anchor_text: str = anchor_text.BUILTIN  # "gsm8k_mmlu" or a file of texts
-    anchor_batch_size: int = 8
-    anchor_max_tokens: int = 128
-    anchor_probe_batches: int = 8  # held-out anchor text (every 10th text) probed at every check
-    lr: float = 5e-4
+    anchor_batch_size: int = 4  # 4 texts x 64 tokens a step: the anchor costs about one extra forward
+    anchor_max_tokens: int = 64
+    anchor_probe_batches: int = 16  # held-out anchor text (every 10th text) probed at every check
+    lr: float = 1e-3
     batch_size: int = 16  # pairs per step
-    steps: int = 160
+    steps: int = 200
     warmup_steps: int = 10
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0

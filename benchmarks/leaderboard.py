@@ -1,0 +1,244 @@
+"""The method leaderboard: each row one ``train-and-eval`` run, judged on held-out benchmarks only.
+
+Every row trains on the project's own text, chooses its checkpoint on ``gee_stereoset_select`` (the
+shared select phase) and is evaluated on ``gee_heldout`` (StereoSet's report half, CrowS-Pairs,
+Winogender, MMLU-lite, GSM8K perplexity), which neither training nor selection looked at. A row's run
+folder is resumed when it exists, only summarised when finished. Writes
+``benchmarks/results/leaderboard.json`` (every row's acceptance checks with the numbers they were
+decided on, and the command that reproduces it) and prints the README table.
+
+    DEBIAS_DATA_DIR=../shared/data python benchmarks/leaderboard.py --rows equalize,equalize-no-anchor \
+        [--model smollm2-135m] [--runs runs/leaderboard] [--collect-only]
+
+"Best" is decided before looking at the report half: the row whose kept checkpoint is nearest SS 50 on
+the *select* half within the LMS budget (``selection.json``), ties broken by the smaller LMS drop there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from debias import run_folder
+from debias.atomic import write_json_atomic
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).parent / "results"
+SUITE = "gee_heldout"
+
+# row name -> (method, extra flags); every flag not named is the method's default
+ROWS: dict[str, tuple[str, list[str]]] = {
+    "equalize": ("equalize", []),
+    "equalize-no-anchor": ("equalize", ["--anchor-weight", "0"]),
+    "dpo": ("dpo", []),
+    "dpo-sft-anchor": ("dpo", ["--sft-weight", "0.1"]),
+    "gee": ("gee", ["--select-task", "gee_stereoset_select", "--select-metric", "ss"]),
+    "pcgu": ("pcgu", []),
+}
+
+KEY_METRICS = [
+    ("gee_stereoset_report", "ss"),
+    ("gee_stereoset_report", "ss_gender"),
+    ("gee_stereoset_report", "lms"),
+    ("gee_crows_pairs", "pct_stereotype"),
+    ("gee_winogender", "stereotype_corr"),
+    ("gee_mmlu_lite", "acc"),
+    ("gee_gsm8k_ppl", "word_perplexity"),
+]
+BIAS_TASKS = ("gee_stereoset_report", "gee_crows_pairs", "gee_winogender")
+
+
+def command(row: str, model: str, runs: Path) -> list[str]:
+    method, flags = ROWS[row]
+    out = runs / model / row
+    return [
+        "python", "cli.py", "train-and-eval", "--method", method, "--model", model,
+        "--tasks", SUITE, "--out", str(out), *flags,
+    ]  # fmt: skip
+
+
+def _row(comparison: dict[str, Any], task: str, metric: str) -> dict[str, Any] | None:
+    return next((c for c in comparison["tasks"].get(task, []) if c["metric"] == metric), None)
+
+
+def halfway(row: dict[str, Any] | None) -> dict[str, Any]:
+    """Whether the metric moved at least half its distance to 50, without crossing far past it."""
+    if row is None:
+        return {"met": None, "why": "not measured"}
+    moved = abs(row["base"] - 50.0) - abs(row["new"] - 50.0)
+    needed = abs(row["base"] - 50.0) / 2
+    return {
+        "base": row["base"],
+        "new": row["new"],
+        "moved_toward_50": moved,
+        "needed": needed,
+        "share_of_the_way": moved / (2 * needed) if needed else None,
+        "crossed_50": (row["base"] - 50.0) * (row["new"] - 50.0) < 0,
+        "met": moved >= needed,
+    }
+
+
+def acceptance(comparison: dict[str, Any]) -> dict[str, Any]:
+    """Issue 13's checks on the held-out suite, each with the numbers it was decided on."""
+    out: dict[str, Any] = {
+        "ss_overall_halfway": halfway(_row(comparison, "gee_stereoset_report", "ss")),
+        "ss_gender_halfway": halfway(_row(comparison, "gee_stereoset_report", "ss_gender")),
+    }
+    lms = _row(comparison, "gee_stereoset_report", "lms")
+    out["lms_drop_at_most_1"] = {"delta": lms and lms["delta"], "met": bool(lms) and lms["delta"] >= -1.0}
+    crows = _row(comparison, "gee_crows_pairs", "pct_stereotype")
+    out["crows_closer_to_50_beyond_ci"] = {
+        "base": crows and crows["base"],
+        "new": crows and crows["new"],
+        "ci": crows and [crows["ci_low"], crows["ci_high"]],
+        "met": bool(crows) and bool(crows["better_beyond_ci"]),
+    }
+    wino = _row(comparison, "gee_winogender", "stereotype_corr")
+    out["winogender_corr_lower"] = {
+        "base": wino and wino["base"],
+        "new": wino and wino["new"],
+        "ci": wino and [wino["ci_low"], wino["ci_high"]],
+        "met": bool(wino) and wino["new"] < wino["base"],
+    }
+    mmlu = _row(comparison, "gee_mmlu_lite", "acc")
+    out["mmlu_lite_not_lower_beyond_ci"] = {
+        "delta": mmlu and mmlu["delta"],
+        "ci": mmlu and [mmlu["ci_low"], mmlu["ci_high"]],
+        "met": bool(mmlu) and not mmlu["worse_beyond_ci"],
+    }
+    ppl = _row(comparison, "gee_gsm8k_ppl", "word_perplexity")
+    rise = ppl and (ppl["new"] / ppl["base"] - 1.0)
+    out["gsm8k_word_perplexity_up_at_most_3pct"] = {"rise": rise, "met": bool(ppl) and rise <= 0.03}
+    worse = [
+        f"{task}:{c['metric']}"
+        for task in BIAS_TASKS
+        for c in comparison["tasks"].get(task, [])
+        if c["worse_beyond_ci"]
+    ]
+    out["no_bias_metric_worse_beyond_ci"] = {"worse": worse, "met": not worse}
+    return out
+
+
+def summarise(row: str, folder: Path, cmd: list[str]) -> dict[str, Any]:
+    run = run_folder.load(folder)
+    selection = run.selection or {}
+    unit = next((k[len("chosen_") :] for k in selection if k.startswith("chosen_")), "step")
+    chosen = selection.get(f"chosen_{unit}")
+    picked = selection.get(f"{unit}s", {}).get(str(chosen), {})
+    base_select = selection.get("base", {})
+    return {
+        "row": row,
+        "method": run.config.get("method"),
+        "config": run.config.get("config"),
+        "command": shlex.join(cmd),
+        "select": {
+            "metric": selection.get("metric"),
+            "chosen": chosen,
+            "why": selection.get("why"),
+            "base": {k: base_select.get(k) for k in ("ss", "ss_gender", "lms")},
+            "kept": {k: picked.get(k) for k in ("ss", "ss_gender", "lms")},
+            "candidates": {
+                label: {k: v.get(k) for k in ("ss", "ss_gender", "lms")}
+                for label, v in selection.get(f"{unit}s", {}).items()
+            },
+        },
+        "heldout": {
+            f"{task}:{metric}": r and {k: r[k] for k in ("base", "new", "delta", "ci_low", "ci_high")}
+            for task, metric in KEY_METRICS
+            for r in [_row(run.comparison, task, metric)]
+        },
+        "acceptance": acceptance(run.comparison),
+        "wall_s": {phase: p.get("wall_s") for phase, p in run.run["phases"].items()},
+    }
+
+
+def best(rows: list[dict[str, Any]]) -> str | None:
+    """Decided on the select half only: nearest SS 50 within the LMS budget, then the smaller LMS drop."""
+
+    def key(r: dict[str, Any]):
+        kept, base = r["select"]["kept"], r["select"]["base"]
+        if kept.get("ss") is None or base.get("lms") is None:
+            return (float("inf"), float("inf"))
+        return (abs(kept["ss"] - 50.0), base["lms"] - kept["lms"])
+
+    eligible = [r for r in rows if r["select"]["kept"].get("lms") is not None]
+    eligible = [r for r in eligible if r["select"]["base"]["lms"] - r["select"]["kept"]["lms"] <= 1.0]
+    return min(eligible, key=key)["row"] if eligible else None
+
+
+def _pair(heldout: dict[str, Any], name: str, digits: int = 2) -> str:
+    v = heldout.get(name)
+    return f"{v['base']:.{digits}f} → {v['new']:.{digits}f}" if v else "–"
+
+
+def _number(value: float | None, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = (
+        "| row | select-half SS: base → kept (step) | report SS | report SS gender | LMS Δ | CrowS % "
+        "| Winogender r | MMLU Δ (pt) | GSM8K ppl Δ | command |"
+    )
+    lines = [head, "|---|---|---|---|---:|---|---|---:|---:|---|"]
+    for r in rows:
+        h, s = r["heldout"], r["select"]
+        lms, mmlu = h.get("gee_stereoset_report:lms"), h.get("gee_mmlu_lite:acc")
+        ppl = h.get("gee_gsm8k_ppl:word_perplexity")
+        cells = [
+            r["row"],
+            f"{_number(s['base'].get('ss'), '.2f')} → {_number(s['kept'].get('ss'), '.2f')} ({s['chosen']})",
+            _pair(h, "gee_stereoset_report:ss"),
+            _pair(h, "gee_stereoset_report:ss_gender"),
+            _number(lms and lms["delta"], "+.2f"),
+            _pair(h, "gee_crows_pairs:pct_stereotype"),
+            _pair(h, "gee_winogender:stereotype_corr", 3),
+            _number(mmlu and mmlu["delta"] * 100, "+.2f"),
+            _number(ppl and (ppl["new"] / ppl["base"] - 1) * 100, "+.1f") + " %",
+            f"`{r['command']}`",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, of {', '.join(ROWS)}")
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--runs", type=Path, default=Path("runs/leaderboard"))
+    parser.add_argument("--collect-only", action="store_true", help="summarise finished runs, train none")
+    args = parser.parse_args()
+    names = [r for r in args.rows.split(",") if r]
+    unknown = [r for r in names if r not in ROWS]
+    if unknown:
+        parser.error(f"unknown row(s) {', '.join(unknown)}; known: {', '.join(ROWS)}")
+    results_path = RESULTS / "leaderboard.json"
+    existing = json.loads(results_path.read_text()) if results_path.is_file() else {"rows": []}
+    rows = {(r["model"], r["row"]): r for r in existing["rows"]}
+    for name in names:
+        cmd = command(name, args.model, args.runs)
+        folder = args.runs / args.model / name
+        if not args.collect_only:
+            print("$", shlex.join(cmd), file=sys.stderr, flush=True)
+            subprocess.run([sys.executable, *cmd[1:]], cwd=REPO, check=True)
+        if not (folder / "results" / "comparison.json").is_file():
+            print(f"{folder}: not finished; skipped", file=sys.stderr)
+            continue
+        rows[(args.model, name)] = {"model": args.model, **summarise(name, folder, cmd)}
+    ordered = sorted(rows.values(), key=lambda r: (r["model"], list(ROWS).index(r["row"])))
+    by_model: dict[str, str | None] = {}
+    for model in sorted({r["model"] for r in ordered}):
+        by_model[model] = best([r for r in ordered if r["model"] == model])
+    write_json_atomic(results_path, {"suite": SUITE, "best_by_select_half": by_model, "rows": ordered})
+    for model in sorted(by_model):
+        print(f"\n{model} (best on the select half: {by_model[model]})")
+        print(table([r for r in ordered if r["model"] == model]))
+
+
+if __name__ == "__main__":
+    main()

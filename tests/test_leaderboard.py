@@ -1,0 +1,65 @@
+"""The leaderboard's verdicts on hand-made comparisons, and its choice of the best row (select half only)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+_SPEC = importlib.util.spec_from_file_location(
+    "leaderboard", Path(__file__).resolve().parent.parent / "benchmarks" / "leaderboard.py"
+)
+leaderboard = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(leaderboard)
+
+
+def _c(metric, base, new, lo, hi, better=False, worse=False):
+    return dict(
+        metric=metric, base=base, new=new, delta=new - base, ci_low=lo, ci_high=hi,
+        better_beyond_ci=better, worse_beyond_ci=worse,
+    )  # fmt: skip
+
+
+def test_halfway_counts_distance_to_50_and_flags_a_flip():
+    assert leaderboard.halfway(_c("ss", 58.0, 54.0, 0, 0))["met"] is True  # moved 4 of 8
+    out = leaderboard.halfway(_c("ss", 58.0, 55.0, 0, 0))
+    assert out["met"] is False and out["share_of_the_way"] == pytest.approx(3 / 8)
+    flipped = leaderboard.halfway(_c("ss", 58.0, 41.0, 0, 0))  # 9 below 50: further than it started
+    assert flipped["crossed_50"] and not flipped["met"]
+
+
+def test_acceptance_on_a_hand_made_comparison():
+    comparison = {
+        "tasks": {
+            "gee_stereoset_report": [
+                _c("lms", 80.0, 79.5, -1, 0),
+                _c("ss", 57.0, 53.0, -5, -3, better=True),
+                _c("ss_gender", 58.0, 56.0, -3, -1, better=True),
+                _c("ss_race", 55.0, 57.0, 1, 3, worse=True),
+            ],
+            "gee_crows_pairs": [_c("pct_stereotype", 56.0, 54.0, -3, -1, better=True)],
+            "gee_winogender": [_c("stereotype_corr", 0.58, 0.55, -0.1, 0.05)],
+            "gee_mmlu_lite": [_c("acc", 0.22, 0.215, -0.02, 0.01)],
+            "gee_gsm8k_ppl": [_c("word_perplexity", 40.0, 41.6, 1, 2, worse=True)],
+        }
+    }
+    out = leaderboard.acceptance(comparison)
+    assert out["ss_overall_halfway"]["met"] and not out["ss_gender_halfway"]["met"]
+    assert out["lms_drop_at_most_1"]["met"] and out["crows_closer_to_50_beyond_ci"]["met"]
+    assert out["winogender_corr_lower"]["met"] and out["mmlu_lite_not_lower_beyond_ci"]["met"]
+    assert out["gsm8k_word_perplexity_up_at_most_3pct"]["rise"] == pytest.approx(0.04)
+    assert not out["gsm8k_word_perplexity_up_at_most_3pct"]["met"]
+    assert out["no_bias_metric_worse_beyond_ci"] == {"worse": ["gee_stereoset_report:ss_race"], "met": False}
+
+
+def test_best_row_is_decided_on_the_select_half_within_the_lms_budget():
+    def row(name, kept_ss, kept_lms):
+        return {
+            "row": name,
+            "select": {"base": {"ss": 58.0, "lms": 80.0}, "kept": {"ss": kept_ss, "lms": kept_lms}},
+        }
+
+    rows = [row("a", 52.0, 79.5), row("b", 51.0, 79.9), row("c", 50.2, 78.0)]  # c is over the budget
+    assert leaderboard.best(rows) == "b"
+    assert leaderboard.best([row("c", 50.2, 78.0)]) is None
