@@ -166,6 +166,87 @@ def tradeoff_charts(runs: list[Run]):
     return out
 
 
+def pareto_points(runs: list[Run]) -> list[dict[str, Any]]:
+    """Per run: the share of bias removed and of capability lost, averaged over the axes every run has.
+
+    Bias: for each bias axis, ``(d_base − d_run) / d_base`` with ``d`` the distance from unbiased (so
+    removing all of it is 100 %, a flip past the ideal counts by how far it lands). Retention: for each
+    retention axis, ``(r_base − r_run) / r_base``. Shares make SS points and accuracy points comparable;
+    a run is on the Pareto front if no other run removes at least as much bias for at most its cost.
+    """
+    base = runs[0].base
+
+    def present(task: str, metric: str) -> bool:
+        return all(_value(res, task, metric) is not None for res in [base, *(r.debiased for r in runs)])
+
+    bias_axes = [a for a in report_facts.BIAS_AXES if present(a.task, a.metric)]
+    retention_axes = [a for a in report_facts.RETENTION_AXES if present(a.task, a.metric)]
+    if not bias_axes or not retention_axes:
+        return []
+    points = []
+    for run in runs:
+        removed = []
+        for axis in bias_axes:
+            d_base = axis.distance(_value(base, axis.task, axis.metric))
+            d_run = axis.distance(_value(run.debiased, axis.task, axis.metric))
+            if d_base:  # an axis the base was already unbiased on has no share to remove
+                removed.append((d_base - d_run) / d_base * 100)
+        lost = [
+            (_value(base, a.task, a.metric) - _value(run.debiased, a.task, a.metric))
+            / abs(_value(base, a.task, a.metric))
+            * 100
+            for a in retention_axes
+            if _value(base, a.task, a.metric)
+        ]
+        points.append(
+            {
+                "run": run.name,
+                "bias_removed": sum(removed) / len(removed),
+                "retention_lost": sum(lost) / len(lost),
+            }
+        )
+    for p in points:
+        p["front"] = not any(
+            q["bias_removed"] >= p["bias_removed"]
+            and q["retention_lost"] <= p["retention_lost"]
+            and (q["bias_removed"], q["retention_lost"]) != (p["bias_removed"], p["retention_lost"])
+            for q in points
+        )
+    axes = {
+        "bias": [a.label for a in bias_axes],
+        "retention": [a.label for a in retention_axes],
+    }
+    for p in points:
+        p["axes"] = axes
+    return points
+
+
+def pareto_chart(runs: list[Run]):
+    points = pareto_points(runs)
+    if not points:
+        return None
+    series = [charts.Series("base", [0.0], x=[0.0], labels=["base"], color=charts.PALETTE[0])]
+    for i, p in enumerate(points, start=1):
+        label = p["run"] + (" (front)" if p["front"] else "")
+        series.append(
+            charts.Series(
+                p["run"],
+                [p["retention_lost"]],
+                x=[p["bias_removed"]],
+                labels=[label],
+                color=charts.PALETTE[i % len(charts.PALETTE)],
+            )
+        )
+    return charts.scatter(
+        series,
+        "Bias removed vs capability lost (every run)",
+        "bias removed toward the ideal (% of the base's distance, mean over bias axes)",
+        "capability lost (% of the base's value, mean over retention axes)",
+        label_points=True,
+        reference_y=0.0,
+    )
+
+
 def group_scatter(runs: list[Run], spec: GroupScatter):
     """Per-group (y, x) points of base and each run, fitted lines; the groups the first run moved most."""
     series, changes = [], []
@@ -414,6 +495,8 @@ def build_context(run_dirs: list[Path]) -> dict[str, Any]:
         "training_summaries": [{"name": r.name, **_training_text(r)} for r in runs],
         "rows": headline_rows(runs),
         "tradeoff": tradeoff_charts(runs),
+        "pareto": pareto_chart(runs),
+        "pareto_points": pareto_points(runs),
         **benchmark_sections(runs),
         "entropy": entropy_chart(runs),
         "training": training_charts(runs),

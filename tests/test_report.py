@@ -141,3 +141,19 @@ def test_example_generations_are_shown_side_by_side_and_escaped(tmp_path):
     section = html[html.index('<section id="generations">') : html.index('<section id="provenance">')]
     cells = re.findall(r'<td class="l">([^<]*)</td>', section)
     assert cells == [run.name, f"The {escaped} nurse", " was kind.", f" said {escaped}", " smiled.", ""]
+
+
+def test_pareto_chart_places_every_run_by_bias_removed_and_capability_lost(tmp_path):
+    from debias import run_folder
+    from reports import render
+
+    a, b = default_run(tmp_path, "gee-a"), default_run(tmp_path, "gee-b")
+    points = render.pareto_points([run_folder.load(a), run_folder.load(b)])
+    # StereoSet SS 58 -> 53: |SS - 50| 8 -> 3, 62.5 % removed (CrowS starts at 50 %: no share to remove);
+    # LMS 80 -> 79.5: 0.625 % lost. Identical runs do not beat each other: both on the front.
+    assert [p["run"] for p in points] == ["gee-a", "gee-b"]
+    for p in points:
+        assert p["bias_removed"] == pytest.approx(62.5) and p["retention_lost"] == pytest.approx(0.625)
+        assert p["front"]
+    html = _html([a, b])
+    assert "Bias removed vs capability lost" in html and "gee-b (front)" in html
