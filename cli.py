@@ -77,7 +77,7 @@ def cmd_train_and_eval(args: argparse.Namespace) -> int:
     limit = args.limit if args.limit is not None else (job.QUICK_LIMIT if args.quick else None)
     spec = job.RunSpec(
         method=args.method,
-        tasks=[t for t in args.tasks.split(",") if t],
+        tasks=[t for t in (args.tasks or job.DEFAULT_SUITE).split(",") if t],
         limit=limit,
         eval_seed=args.eval_seed,
         batch_size=args.eval_batch_size,
@@ -189,7 +189,10 @@ def build_parser(method: str = "gee") -> argparse.ArgumentParser:
         help="train an adapter, evaluate base and debiased on a suite, write results and report.html",
     )
     p.add_argument("--out", help="run folder (default: runs/<method>[-quick]); rerun to resume")
-    p.add_argument("--tasks", default="gee_bias", help="suite or comma-separated tasks (default: gee_bias)")
+    p.add_argument(
+        "--tasks",
+        help="suite or comma-separated tasks (default: gee_heldout, what no method trains or selects on)",
+    )
     p.add_argument("--limit", type=float, help="documents per task (an int) or a fraction (<1)")
     p.add_argument(
         "--quick",

@@ -468,7 +468,22 @@ def warnings(runs: list[Run]) -> list[str]:
                 "are wide and metrics of absent splits/domains are n/a. Not a measurement to quote."
             )
         for task in run.training.get("not_held_out", []) or []:
-            out.append(f"{run.name}: {task} was used in training, so its numbers are not held out.")
+            out.append(
+                f"{run.name}: {task} was used in training or checkpoint selection, so its numbers are not "
+                "held out."
+            )
+        chosen_on = (run.selection or {}).get("task")
+        if chosen_on:
+            reported = sorted(run.comparison["tasks"])
+            overlap = [t for t in reported if t == chosen_on or t == chosen_on.rsplit("_", 1)[0]]
+            out.append(
+                f"{run.name}: the checkpoint was chosen on {chosen_on} ({run.selection.get('metric')}); "
+                + (
+                    f"reported here and not held out: {', '.join(overlap)}."
+                    if overlap
+                    else "none of the benchmarks reported here was used for the choice."
+                )
+            )
         nan = [
             f"{t}/{c['metric']}"
             for t, rows in run.comparison["tasks"].items()
