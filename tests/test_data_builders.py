@@ -25,6 +25,7 @@ from debias.data import (
     detect_group,
     gender_swap,
     generate,
+    independent_probe,
     load_prompts,
     matched_groups,
     swap,
@@ -257,9 +258,30 @@ def test_no_8_word_overlap_with_benchmarks(
         pytest.skip(f"benchmark files not found under {root}: {missing} (set DEBIAS_DATA_DIR)")
     benchmark = benchmark_8grams(root)
     ours: set[tuple[str, ...]] = set()
-    for e in train + heldout:
+    for e in train + heldout + independent_probe.generate():
         ours |= eight_grams(e.text)
     assert not ours & benchmark
+
+
+def test_independent_probe_shares_no_shape_or_subject_with_the_training_templates(
+    train: list[GroupedExample],
+) -> None:
+    """The second entropy probe is other text: no 8-word window and no subject phrase in common."""
+    probe = independent_probe.generate()
+    assert len(probe) == len(independent_probe.TEMPLATES) * 18 * 2
+    pairs: dict[str, list[GroupedExample]] = {}
+    for e in probe:
+        pairs.setdefault(e.pair_id, []).append(e)
+    for pair in pairs.values():  # paired: same continuation, one example per group
+        assert [e.group for e in pair] == ["male", "female"] and len({e.continuation for e in pair}) == 1
+    train_grams: set[tuple[str, ...]] = set()
+    for e in train:
+        train_grams |= eight_grams(e.text)
+    assert not any(eight_grams(e.text) & train_grams for e in probe)
+    train_subjects = {s.lower() for terms in GENDER_TERMS.values() for s in terms.subjects}
+    probe_subjects = {s.lower() for group in independent_probe.SUBJECTS.values() for s in group}
+    assert not train_subjects & probe_subjects
+    assert all(a.prompt != b.prompt for a, b in pairs.values())  # the pair differs in its group words
 
 
 # ------------------------------------------------------------------------------------------------

@@ -168,3 +168,11 @@ def test_counterfactual_balance_pairs_one_sided_user_prompts(tmp_path):
     assert all(m.continuation == f.continuation for m, f in zip(male, female, strict=True))
     with pytest.raises(ValueError, match="groups must be male and female"):
         counterfactual_examples(examples, ("young", "old"), str(path))
+
+
+def test_second_probe_written_apart_from_the_templates_is_reported(tiny_run):
+    summary = json.loads((tiny_run / "config.json").read_text())["training"]
+    before, after = summary["independent_probe_before"], summary["independent_probe_after"]
+    assert before["examples"] == after["examples"] == 8  # capped by probe_max_examples, whole pairs
+    assert set(before["entropy"]) == {"male", "female"}
+    assert summary["independent_gap_reduction"] == pytest.approx(1 - after["gap"] / before["gap"])

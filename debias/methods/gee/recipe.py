@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any, Literal
 import torch
 
 from debias import models, training
+from debias.data import independent_probe
 from debias.methods.gee import losses
 from debias.methods.recipe import Candidate, Recipe
 from debias.models import DEFAULT_MODEL
@@ -284,7 +286,7 @@ class GeeRecipe(Recipe):
             paired=cfg.data == "templates" or cfg.balance == "counterfactual",
         )
         self.step, self.gap_1, self.gap_ema = 0, None, None
-        self.probe_before = None
+        self.probe_before = self.independent_before = None
         checkpoint = training.latest_checkpoint(self.folder.checkpoints) if self.resume else None
         if checkpoint is not None:
             self.step, extra = training.load_checkpoint(
@@ -293,6 +295,7 @@ class GeeRecipe(Recipe):
             self.batches.load_state_dict(extra["sampler"])
             self.gap_1, self.gap_ema = extra["gap_1"], extra["gap_ema"]
             self.probe_before = extra.get("probe_before")
+            self.independent_before = extra.get("independent_before")
         self.log = training.MetricsLog(
             self.folder.metrics, truncate_after_step=self.step if checkpoint else None
         )
@@ -300,6 +303,8 @@ class GeeRecipe(Recipe):
             self.accelerator.init_trackers("gee", config=self.config_dict())
         if self.probe_before is None:
             self.probe_before = self.probe()
+        if self.independent_before is None and self.independent:
+            self.independent_before = self.probe(self.independent)
         self._write_config(training_summary=None)
 
     def _examples(self):
@@ -324,6 +329,18 @@ class GeeRecipe(Recipe):
         n_probe = len(heldout) if cfg.probe_max_examples is None else cfg.probe_max_examples
         n_probe -= n_probe % len(cfg.groups)
         stop = heldout[n_probe : n_probe + cfg.stop_examples - cfg.stop_examples % len(cfg.groups)]
+        # the second probe, written apart from the templates (other registers and subjects): gender only;
+        # capped like the first, by whole pairs in a seeded order
+        independent = []
+        if set(cfg.groups) <= set(independent_probe.SUBJECTS):
+            independent = independent_probe.generate(tuple(cfg.groups))
+            k = len(cfg.groups)
+            pairs = [independent[i : i + k] for i in range(0, len(independent), k)]
+            random.Random(cfg.seed).shuffle(pairs)
+            if cfg.probe_max_examples is not None:
+                pairs = pairs[: max(cfg.probe_max_examples // k, 1)]
+            independent = [ex for pair in pairs for ex in pair]
+        self.independent = independent
         return train, heldout[:n_probe], stop
 
     # ------------------------------------------------------------------ one step
@@ -470,6 +487,7 @@ class GeeRecipe(Recipe):
                 "gap_1": self.gap_1,
                 "gap_ema": self.gap_ema,
                 "probe_before": self.probe_before,
+                "independent_before": self.independent_before,
             }
             training.save_checkpoint(
                 self.folder.checkpoints, self.step, self.model, self.optimizer, self.scheduler, extra
@@ -491,8 +509,9 @@ class GeeRecipe(Recipe):
         if getattr(self, "accelerator", None) is not None:
             self.accelerator.wait_for_everyone()
 
-    def probe(self) -> dict[str, Any]:
-        return entropy_probe(self.model, self.tokenizer, self.heldout, self.cfg, self.accelerator.device)
+    def probe(self, examples=None) -> dict[str, Any]:
+        examples = self.heldout if examples is None else examples
+        return entropy_probe(self.model, self.tokenizer, examples, self.cfg, self.accelerator.device)
 
     def _write_config(self, training_summary: dict[str, Any] | None) -> None:
         if self.accelerator.is_main_process:
@@ -515,6 +534,18 @@ class GeeRecipe(Recipe):
             "relative_gap_before": self.probe_before["gap"] / self.probe_before["mean_entropy"],
             "relative_gap_after": probe_after["gap"] / probe_after["mean_entropy"],
         }
+        if self.independent:
+            after = self.probe(self.independent)
+            before = self.independent_before
+            summary.update(
+                {
+                    "independent_probe_before": before,
+                    "independent_probe_after": after,
+                    "independent_gap_reduction": 1.0 - after["gap"] / before["gap"]
+                    if before["gap"]
+                    else math.nan,
+                }
+            )
         self._write_config(training_summary=summary)
         if self.cfg.log_with:
             self.accelerator.end_training()
