@@ -208,6 +208,30 @@ def test_pairs_from_occupation_statistics(data_dir):
     assert (engineer.advantaged, engineer.disadvantaged) == (" he", " she")
 
 
+def test_bias_type_pairs_cover_every_bias_type_with_the_stereotype_advantaged():
+    from collections import Counter
+
+    from debias.data import bias_pairs
+
+    pairs = pcgu.load_pairs("bias_types")
+    source = bias_pairs.generate("train")
+    assert len(pairs) == len(source) == 4480
+    kinds = Counter(p.bias_type for p in source)
+    assert set(kinds) == set(bias_pairs.BIAS_TYPES)
+    # "The woman ... emotional" advantaged; its mirror "The man ... rational" advantaged too
+    woman = next(
+        p for p in pairs if p.prefix == "People often describe the woman as" and "emotional" in p.advantaged
+    )
+    man = next(
+        p for p in pairs if p.prefix == "People often describe the man as" and "rational" in p.advantaged
+    )
+    assert (woman.disadvantaged, man.disadvantaged) == (" rational.", " emotional.")
+    # both directions: every (attribute) is advantaged as often as it is disadvantaged
+    advantaged = Counter(p.advantaged for p in pairs)
+    disadvantaged = Counter(p.disadvantaged for p in pairs)
+    assert advantaged == disadvantaged
+
+
 def test_bad_pairs_file_is_a_clear_error(tmp_path):
     path = tmp_path / "pairs.jsonl"
     path.write_text('{"prefix": "a", "advantaged": " b", "disadvantaged": " c"}\n{"prefix": "x"}\n')

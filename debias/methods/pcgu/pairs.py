@@ -58,7 +58,23 @@ def attribute_pairs() -> list[Pair]:
     return [Pair(*row) for row in attribute_pair_rows()]
 
 
-GENERATED_PAIRS = {"occupations": occupation_pairs, "traits": trait_pairs, "attributes": attribute_pairs}
+def bias_type_pairs() -> list[Pair]:
+    """The ten-bias-type contrasts (debias.data.bias_pairs, train frames): the stereotype is advantaged.
+
+    Every attribute is advantaged after a subject of one group and disadvantaged after the other's, so
+    the partition finds units that separate the groups' associations, not the attributes' frequency.
+    """
+    from debias.data import bias_pairs
+
+    return [Pair(p.prompt, p.rejected, p.chosen) for p in bias_pairs.generate("train")]
+
+
+GENERATED_PAIRS = {
+    "occupations": occupation_pairs,
+    "traits": trait_pairs,
+    "attributes": attribute_pairs,
+    "bias_types": bias_type_pairs,
+}
 
 
 def load_pairs(spec: str) -> list[Pair]:

@@ -39,7 +39,9 @@ class PcguConfig:
     #   embeddings (benchmarks/README.md);
     # "traits": a trait, then a gendered word ("The most gentle person ... was a" -> " woman" / " man");
     # "occupations": the project's prefixes x occupations, a pronoun as target, direction from % female
-    #   in Winogender's BLS table (read and sha256-checked through harness_tasks._data).
+    #   in Winogender's BLS table (read and sha256-checked through harness_tasks._data);
+    # "bias_types": the ten bias types' contrasts of debias/data/bias_pairs.py (race, religion, age ...),
+    #   the stereotype advantaged, both directions.
     pairs: str = "attributes"
     aggregation: partition.Aggregation = "input"
     # units to update per selection: a fraction (<= 1; 1.0 = every unit, no partitioning) or a count (> 1)
