@@ -47,16 +47,12 @@ def test_each_sample_record_follows_from_its_loglikelihoods(python_results):
     assert python_results["provenance"]["data_sha256"]["bbq/additional_metadata.csv"].startswith("f3670841")
 
 
-def test_lm_eval_command_line_gives_same_numbers(smollm2, python_results, tmp_path):
-    _, _, path = smollm2
+def _cli(tmp_path, *model_flags: str) -> dict:
     cmd = [
         sys.executable,
         "-m",
         "lm_eval",
-        "--model",
-        "hf",
-        "--model_args",
-        f"pretrained={path}",
+        *model_flags,
         "--include_path",
         str(REPO / "harness_tasks"),
         "--tasks",
@@ -72,7 +68,21 @@ def test_lm_eval_command_line_gives_same_numbers(smollm2, python_results, tmp_pa
     ]
     subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=tmp_path, env=os.environ.copy())
     (result_file,) = tmp_path.rglob("results_*.json")
-    cli = evaluation.summary(json.loads(result_file.read_text()))["gee_bbq_lite"]
+    return json.loads(result_file.read_text())
+
+
+def test_lm_eval_command_line_runs_the_lite_task(tmp_path):
+    """``lm_eval --include_path harness_tasks --tasks gee_bbq_lite`` on lm-eval's weightless dummy model."""
+    results = _cli(tmp_path, "--model", "dummy")
+    assert set(evaluation.summary(results)["gee_bbq_lite"]) == set(metrics.ALL_METRICS)
+    assert results["n-samples"]["gee_bbq_lite"]["effective"] == LIMIT
+
+
+@pytest.mark.slow  # ~35 s on two shared cores: the model is loaded a second time, in the subprocess
+def test_lm_eval_command_line_gives_same_numbers(smollm2, python_results, tmp_path):
+    _, _, path = smollm2
+    results = _cli(tmp_path, "--model", "hf", "--model_args", f"pretrained={path}")
+    cli = evaluation.summary(results)["gee_bbq_lite"]
     ours = evaluation.summary(python_results)["gee_bbq_lite"]
     assert set(cli) == set(ours) == set(metrics.ALL_METRICS)
     assert cli == pytest.approx(ours, abs=1e-6, nan_ok=True)

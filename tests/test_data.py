@@ -21,7 +21,7 @@ CROWS = "crows_pairs/crows_pairs_anonymized.csv"
 
 def test_every_manifest_file_is_present_and_verified(data_dir):
     files = _data.manifest()["files"]
-    assert len(files) == 178  # 5 crows/stereoset/winogender/gsm8k... + 171 MMLU csvs; see PROVENANCE.md
+    assert len(files) == 190  # 7 crows/stereoset/winogender/gsm8k, 171 MMLU csvs, 12 BBQ; see PROVENANCE.md
     for rel in files:
         assert _data.data_file(rel) == data_dir / rel
     assert _data.used_files()[CROWS] == files[CROWS]
