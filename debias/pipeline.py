@@ -45,27 +45,32 @@ def cache_dir() -> Path:
 
 
 def adapter_kind(adapter: str | Path) -> str:
-    """"sparse" (our ``sparse_adapter.json``) or "peft" (``adapter_config.json``), sniffed from the folder."""
-    from debias import sparse_adapter
+    """The adapter's kind, sniffed from its folder: "sparse", "projection" or "peft"."""
+    from debias import projection, sparse_adapter
 
     folder = Path(adapter)
     if sparse_adapter.is_sparse_adapter(folder):
         return "sparse"
+    if projection.is_projection(folder):
+        return "projection"
     if (folder / "adapter_config.json").is_file():
         return "peft"
     raise ValueError(
-        f"{folder}: not an adapter folder: neither a peft adapter (adapter_config.json) nor a sparse "
-        f"adapter ({sparse_adapter.CONFIG})"
+        f"{folder}: not an adapter folder: neither a peft adapter (adapter_config.json), a sparse "
+        f"adapter ({sparse_adapter.CONFIG}) nor a projection ({projection.CONFIG})"
     )
 
 
 def adapter_files(adapter: str | Path) -> list[Path]:
     """The files that make up the adapter in ``adapter`` (a checkpoint folder may hold more)."""
-    from debias import sparse_adapter
+    from debias import projection, sparse_adapter
 
     folder = Path(adapter)
-    if adapter_kind(folder) == "sparse":
+    kind = adapter_kind(folder)
+    if kind == "sparse":
         return list(sparse_adapter.files(folder))
+    if kind == "projection":
+        return list(projection.files(folder))
     names = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
     return [folder / name for name in names if (folder / name).is_file()]
 
@@ -76,10 +81,13 @@ def with_adapter(model, adapter: str | Path, expected_weights: dict[str, str] | 
     An unmerged LoRA adds two small matmuls to every adapted projection, which roughly halved evaluation
     throughput on the CPU; merged, the forward pass costs what the base model's does.
     """
-    from debias import sparse_adapter
+    from debias import projection, sparse_adapter
 
-    if adapter_kind(adapter) == "sparse":
+    kind = adapter_kind(adapter)
+    if kind == "sparse":
         return sparse_adapter.apply(model, Path(adapter), expected_weights).eval()
+    if kind == "projection":
+        return projection.apply(model, Path(adapter), expected_weights).eval()
     from peft import PeftModel
 
     return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload().eval()

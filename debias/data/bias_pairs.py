@@ -219,6 +219,27 @@ def generate(split: str = "train") -> list[BiasPair]:
     return pairs
 
 
+def prompt_pairs(split: str = "train", bias_types: tuple[str, ...] = ()) -> list[tuple[str, str, str]]:
+    """(the frame about group A's subject i, the same frame about group B's subject i, bias type).
+
+    Counterfactual prompts without an attribute: what a projection baseline estimates group
+    directions from.
+    """
+    if split not in ("train", "heldout"):
+        raise ValueError(f"split must be 'train' or 'heldout', not {split!r}")
+    frames = FRAMES[:TRAIN_FRAMES] if split == "train" else FRAMES[TRAIN_FRAMES:]
+    out = []
+    for contrast in CONTRASTS:
+        if bias_types and contrast.bias_type not in bias_types:
+            continue
+        for a, b in zip(contrast.group_a, contrast.group_b, strict=True):
+            for prompt, _ in frames:
+                first = _sentence_start(prompt.format(subject=a))
+                second = _sentence_start(prompt.format(subject=b))
+                out.append((first, second, contrast.bias_type))
+    return out
+
+
 def fingerprint() -> str:
     """A short hash of the built-in set (its text and split), recorded with every run that trains on it."""
     digest = hashlib.sha256()

@@ -131,9 +131,7 @@ def load_prompts(
     examples: list[GroupedExample] = []
     for where, record in read_records(path, fields):
         text = record_text(path, where, record, text_field)
-        group = (
-            record_text(path, where, record, group_field) if group_field else detect_group(text, lexicon)
-        )
+        group = record_text(path, where, record, group_field) if group_field else detect_group(text, lexicon)
         pair_id = f"{path.name}:{where.split()[-1]}"
         examples.append(GroupedExample(text, "", group, pair_id, f"user:{path.name}"))
     if not examples:

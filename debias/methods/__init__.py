@@ -16,6 +16,7 @@ METHODS: dict[str, tuple[str, str, str]] = {
     "pcgu": ("debias.methods.pcgu.recipe", "PcguConfig", "PcguRecipe"),
     "dpo": ("debias.methods.dpo.recipe", "DpoConfig", "DpoRecipe"),
     "equalize": ("debias.methods.equalize.recipe", "EqualizeConfig", "EqualizeRecipe"),
+    "project": ("debias.methods.project.recipe", "ProjectConfig", "ProjectRecipe"),
 }
 
 

@@ -255,9 +255,7 @@ class DpoRecipe(Recipe):
             disable_tqdm=False,
         )
         peft_config = training.lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets)
-        log = training.MetricsLog(
-            self.folder.metrics, truncate_after_step=_step(latest) if latest else None
-        )
+        log = training.MetricsLog(self.folder.metrics, truncate_after_step=_step(latest) if latest else None)
         trainer = DPOTrainer(
             model=self.model,
             args=args,

@@ -1,0 +1,1 @@
+"""Projection: bias directions removed from the residual stream, no training (a baseline)."""
