@@ -39,6 +39,7 @@ SECTIONS = (
     "winogender",
     "crows",
     "stereoset",
+    "bbq",
     "entropy",
     "training",
     "examples",

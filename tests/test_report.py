@@ -157,3 +157,34 @@ def test_pareto_chart_places_every_run_by_bias_removed_and_capability_lost(tmp_p
         assert p["front"]
     html = _html([a, b])
     assert "Bias removed vs capability lost" in html and "gee-b (front)" in html
+
+
+def test_bbq_bias_scores_are_drawn_per_category(tmp_path):
+    from harness_tasks.bbq import metrics as bbq_metrics
+
+    run = default_run(tmp_path)
+    path = run / "results" / "comparison.json"
+    comparison = json.loads(path.read_text())
+    rows = []
+    for i, category in enumerate(bbq_metrics.CATEGORIES):
+        for prefix in ("bbq_s_amb_", "bbq_s_dis_"):
+            base, new = 0.1 + 0.01 * i, 0.05
+            rows.append(
+                dict(
+                    metric=f"{prefix}{category}", base=base, new=new, delta=new - base,
+                    ci_low=-0.1, ci_high=0.02, n=32, improved=True, worse_beyond_ci=False,
+                    better_beyond_ci=False,
+                )
+            )  # fmt: skip
+    comparison["tasks"]["gee_bbq_lite"] = rows
+    path.write_text(json.dumps(comparison))
+    for which, key in (("base", "base"), ("debiased", "new")):  # the bars' values come from the results
+        results_path = run / "results" / f"{which}.json"
+        results = json.loads(results_path.read_text())
+        results["results"]["gee_bbq_lite"] = {f"{r['metric']},none": r[key] for r in rows}
+        results_path.write_text(json.dumps(results))
+    html = _html([run])
+    section = html.split('<section id="bbq">')[1].split("</section>")[0]
+    assert section.count('<svg class="chart"') == 2  # ambiguous and disambiguated bars
+    assert "was not in the suite" not in section
+    assert "was not in the suite" in _html([default_run(tmp_path / "other")]).split('<section id="bbq">')[1]
