@@ -39,6 +39,8 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "dpo-sft-anchor": ("dpo", ["--sft-weight", "0.1"]),
     "gee": ("gee", ["--select-task", "gee_stereoset_select", "--select-metric", "ss"]),
     "pcgu": ("pcgu", []),
+    # training-free baseline (SentenceDebias/INLP-style projection), tuned on the select half like the rest
+    "project": ("project", []),
 }
 
 KEY_METRICS = [
