@@ -352,7 +352,7 @@ def entropy_chart(runs: list[Run]):
     """Group entropies on the held-out probe, before and after training (methods that record a probe)."""
     categories, series = None, []
     before = runs[0].training.get("probe_before")
-    if not before:
+    if not before or "entropy" not in before:  # another method's probe (equalisation: pair log-ratios)
         return None
     categories = list(before["entropy"])
     series.append(
@@ -360,7 +360,7 @@ def entropy_chart(runs: list[Run]):
     )
     for i, run in enumerate(runs, 1):
         after = run.training.get("probe_after")
-        if after and set(after["entropy"]) == set(categories):
+        if after and set(after.get("entropy", {})) == set(categories):
             series.append(
                 charts.Series(
                     f"{run.name} after",
@@ -527,11 +527,18 @@ def build_context(run_dirs: list[Path]) -> dict[str, Any]:
 def _training_text(run: Run) -> dict[str, str]:
     t = run.training
     out = {"steps": str(t.get("steps", "?"))}
-    if t.get("probe_before") and t.get("probe_after"):
-        out["gap"] = f"{t['probe_before']['gap']:.4f} → {t['probe_after']['gap']:.4f} nats"
-        out["entropy"] = (
-            f"{t['probe_before']['mean_entropy']:.3f} → {t['probe_after']['mean_entropy']:.3f} nats"
-        )
+    before, after = t.get("probe_before") or {}, t.get("probe_after") or {}
+    # each method's probe has its own quantities: GEE's group entropies, equalisation's pair log-ratios
+    if "gap" in before and "gap" in after:
+        out["gap"] = f"{before['gap']:.4f} → {after['gap']:.4f} nats"
+        out["entropy"] = f"{before['mean_entropy']:.3f} → {after['mean_entropy']:.3f} nats"
+    independent = t.get("independent_probe_before"), t.get("independent_probe_after")
+    if all(independent):
+        out["independent_gap"] = f"{independent[0]['gap']:.4f} → {independent[1]['gap']:.4f} nats"
+    if "mean_abs_delta" in before and "mean_abs_delta" in after:
+        out["pair_delta"] = f"{before['mean_abs_delta']:.3f} → {after['mean_abs_delta']:.3f} nats"
+    if "heldout_anchor_kl" in after:
+        out["anchor_kl"] = f"{after['heldout_anchor_kl']:.4f} nats/token"
     if t.get("stopped_early") is not None:
         out["stopped_early"] = "yes" if t["stopped_early"] else "no"
     return out

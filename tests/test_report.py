@@ -188,3 +188,19 @@ def test_bbq_bias_scores_are_drawn_per_category(tmp_path):
     assert section.count('<svg class="chart"') == 2  # ambiguous and disambiguated bars
     assert "was not in the suite" not in section
     assert "was not in the suite" in _html([default_run(tmp_path / "other")]).split('<section id="bbq">')[1]
+
+
+def test_a_run_whose_probe_is_not_an_entropy_probe_renders(tmp_path):
+    """Equalisation records pair log-ratios, not group entropies: the report must not assume GEE's keys."""
+    run = default_run(tmp_path)
+    config = json.loads((run / "config.json").read_text())
+    config["method"] = "equalize"
+    config["training"] = {
+        "steps": 200,
+        "probe_before": {"mean_delta": 0.08, "mean_abs_delta": 2.271, "heldout_anchor_kl": 0.0},
+        "probe_after": {"mean_delta": 0.02, "mean_abs_delta": 0.457, "heldout_anchor_kl": 0.0085},
+    }
+    (run / "config.json").write_text(json.dumps(config))
+    html = _html([run])
+    assert "2.271 → 0.457 nats" in html and "0.0085 nats/token" in html
+    assert "This method records no entropy probe." in html
