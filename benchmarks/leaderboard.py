@@ -173,9 +173,9 @@ def best(rows: list[dict[str, Any]]) -> str | None:
     return min(eligible, key=key)["row"] if eligible else None
 
 
-def _pair(heldout: dict[str, Any], name: str, digits: int = 2) -> str:
+def _pair(heldout: dict[str, Any], name: str, digits: int = 2, scale: float = 1.0) -> str:
     v = heldout.get(name)
-    return f"{v['base']:.{digits}f} → {v['new']:.{digits}f}" if v else "–"
+    return f"{v['base'] * scale:.{digits}f} → {v['new'] * scale:.{digits}f}" if v else "–"
 
 
 def _number(value: float | None, spec: str) -> str:
@@ -198,7 +198,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             _pair(h, "gee_stereoset_report:ss"),
             _pair(h, "gee_stereoset_report:ss_gender"),
             _number(lms and lms["delta"], "+.2f"),
-            _pair(h, "gee_crows_pairs:pct_stereotype"),
+            _pair(h, "gee_crows_pairs:pct_stereotype", scale=100.0),
             _pair(h, "gee_winogender:stereotype_corr", 3),
             _number(mmlu and mmlu["delta"] * 100, "+.2f"),
             _number(ppl and (ppl["new"] / ppl["base"] - 1) * 100, "+.1f") + " %",
