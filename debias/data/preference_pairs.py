@@ -41,6 +41,15 @@ def load(spec: str, split: str = "train") -> list[PreferencePair]:
     return read_pairs(Path(spec))
 
 
+def subset(pairs: list, size: int | None, seed: int) -> list:
+    """A fixed, seeded sample of ``size`` pairs (all of them when ``size`` is None or larger)."""
+    if size is None or len(pairs) <= size:
+        return pairs
+    import random
+
+    return random.Random(seed).sample(pairs, size)
+
+
 def fingerprint(spec: str) -> str:
     """Which pairs a run trained on: the built-in set's content hash, or the file's sha256."""
     if spec == BUILTIN:

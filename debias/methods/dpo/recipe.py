@@ -168,8 +168,9 @@ class DpoRecipe(Recipe):
 
     def validate(self) -> None:
         cfg = self.cfg
-        self.train_pairs = _subset(pair_data.load(cfg.pairs, "train"), cfg.max_pairs, cfg.seed)
-        self.heldout = _subset(pair_data.load(cfg.heldout_pairs, "heldout"), cfg.heldout_max_pairs, cfg.seed)
+        self.train_pairs = pair_data.subset(pair_data.load(cfg.pairs, "train"), cfg.max_pairs, cfg.seed)
+        heldout = pair_data.load(cfg.heldout_pairs, "heldout")
+        self.heldout = pair_data.subset(heldout, cfg.heldout_max_pairs, cfg.seed)
 
     def setup(self) -> None:
         cfg = self.cfg
@@ -309,15 +310,6 @@ class DpoRecipe(Recipe):
         return reward_stats(
             chosen, rejected, ref_chosen, ref_rejected, self.cfg.beta, [p.bias_type for p in self.heldout]
         )
-
-
-def _subset(pairs: list, size: int | None, seed: int) -> list:
-    """A fixed, seeded sample of ``size`` pairs (all of them when ``size`` is None or larger)."""
-    if size is None or len(pairs) <= size:
-        return pairs
-    import random
-
-    return random.Random(seed).sample(pairs, size)
 
 
 def _device() -> str:

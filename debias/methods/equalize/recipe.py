@@ -155,11 +155,11 @@ class EqualizeRecipe(Recipe):
                     f"bias_types: {', '.join(unknown)} not in the pairs ({', '.join(sorted(known))})"
                 )
             train = [p for p in train if p.bias_type in cfg.bias_types]
-        self.train_pairs = _subset(train, cfg.max_pairs, cfg.seed)
+        self.train_pairs = preference_pairs.subset(train, cfg.max_pairs, cfg.seed)
         heldout = preference_pairs.load(cfg.heldout_pairs, "heldout")
         if cfg.bias_types:
             heldout = [p for p in heldout if p.bias_type in cfg.bias_types] or heldout
-        self.heldout = _subset(heldout, cfg.heldout_max_pairs, cfg.seed)
+        self.heldout = preference_pairs.subset(heldout, cfg.heldout_max_pairs, cfg.seed)
         texts = anchor_text.load_texts(cfg.anchor_text) if cfg.anchor_weight > 0 else []
         # every 10th text is held out: the anchor probe never reads what the anchor trains on
         self.anchor_train = [t for i, t in enumerate(texts) if i % 10 != 0]
@@ -347,14 +347,6 @@ def _flat_probe(probe: dict[str, Any]) -> dict[str, Any]:
     for kind, value in probe.get("mean_abs_delta_by_bias_type", {}).items():
         flat[f"heldout_abs_delta_{kind}"] = value
     return flat
-
-
-def _subset(pairs: list, size: int | None, seed: int) -> list:
-    if size is None or len(pairs) <= size:
-        return pairs
-    import random
-
-    return random.Random(seed).sample(pairs, size)
 
 
 __all__ = ["EqualizeConfig", "EqualizeRecipe", "delta_stats", "pair_batch", "pair_deltas"]
