@@ -35,6 +35,8 @@ SUITE = "gee_heldout"
 ROWS: dict[str, tuple[str, list[str]]] = {
     "equalize": ("equalize", []),
     "equalize-no-anchor": ("equalize", ["--anchor-weight", "0"]),
+    # the wider pair set (more shapes, both conditional directions, more subjects)
+    "equalize-varied": ("equalize", ["--pairs", "varied"]),
     "dpo": ("dpo", []),
     "dpo-sft-anchor": ("dpo", ["--sft-weight", "0.1"]),
     "gee": ("gee", ["--select-task", "gee_stereoset_select", "--select-metric", "ss"]),

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from debias.data import bias_pairs
+from debias.data import bias_pairs, varied_pairs
 from debias.data.user_prompts import read_records, record_text
 
 BUILTIN = "builtin"
+VARIED = "varied"  # the wider set: more shapes, both directions, more subjects (debias.data.varied_pairs)
 
 
 @dataclass(frozen=True)
@@ -30,14 +31,15 @@ class PreferencePair:
     bias_type: str = "unspecified"
 
 
-def builtin(split: str) -> list[PreferencePair]:
-    return [PreferencePair(p.prompt, p.chosen, p.rejected, p.bias_type) for p in bias_pairs.generate(split)]
+def builtin(split: str, kind: str = BUILTIN) -> list[PreferencePair]:
+    source = varied_pairs if kind == VARIED else bias_pairs
+    return [PreferencePair(p.prompt, p.chosen, p.rejected, p.bias_type) for p in source.generate(split)]
 
 
 def load(spec: str, split: str = "train") -> list[PreferencePair]:
-    """``builtin`` (the project's pairs, ``split`` train / heldout) or a pair file (all of it)."""
-    if spec == BUILTIN:
-        return builtin(split)
+    """``builtin`` / ``varied`` (the project's pairs, ``split`` train / heldout) or a pair file (all)."""
+    if spec in (BUILTIN, VARIED):
+        return builtin(split, spec)
     return read_pairs(Path(spec))
 
 
@@ -54,6 +56,8 @@ def fingerprint(spec: str) -> str:
     """Which pairs a run trained on: the built-in set's content hash, or the file's sha256."""
     if spec == BUILTIN:
         return f"builtin:{bias_pairs.fingerprint()}"
+    if spec == VARIED:
+        return f"varied:{varied_pairs.fingerprint()}"
     import hashlib
 
     return f"sha256:{hashlib.sha256(Path(spec).read_bytes()).hexdigest()[:16]}"
