@@ -7,6 +7,7 @@ Every expected failure (bad model spec, missing or altered data file, malformed 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from pathlib import Path
@@ -46,20 +47,40 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _terminate_as_interrupt() -> None:
+    """SIGTERM (what schedulers and ``kill`` send) takes the Ctrl-C path: checkpoint, then stop.
+
+    Every training loop checkpoints on KeyboardInterrupt; without this a SIGTERM would end the process
+    at once and lose the steps since the last checkpoint.
+    """
+    import signal
+
+    def interrupt(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from debias.config_cli import dataclass_from_args
     from debias.methods import config_class
     from debias.train_and_eval import train_adapter
 
     cfg = dataclass_from_args(config_class(args.method), args, args.config)
+    _terminate_as_interrupt()
     try:
         summary = train_adapter(args.method, cfg, Path(args.out), resume=args.resume)
     except KeyboardInterrupt:
         print("interrupted: checkpoint saved; continue with the same command plus --resume", file=sys.stderr)
         return 130
-    if "probe_before" in summary:
-        before, after = summary["probe_before"], summary["probe_after"]
+    before, after = summary.get("probe_before") or {}, summary.get("probe_after") or {}
+    if "gap" in before and "gap" in after:  # GEE's entropy probe
         print(f"held-out entropy gap {before['gap']:.4f} -> {after['gap']:.4f} ({summary['steps']} steps)")
+    elif "mean_abs_delta" in before and "mean_abs_delta" in after:  # equalisation's pair probe
+        print(
+            f"held-out pair |log-ratio| {before['mean_abs_delta']:.4f} -> {after['mean_abs_delta']:.4f} "
+            f"({summary['steps']} steps)"
+        )
     else:
         print(f"{args.method}: {summary['steps']} steps")
     print(f"adapter: {Path(args.out) / 'adapter'}")
@@ -85,6 +106,7 @@ def cmd_train_and_eval(args: argparse.Namespace) -> int:
         quick=args.quick,
     )
     out = Path(args.out or f"runs/{args.method}{'-quick' if args.quick else ''}")
+    _terminate_as_interrupt()
     try:
         report = job.train_and_eval(spec, cfg, out, render=write_report)
     except KeyboardInterrupt:
@@ -161,6 +183,11 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 def build_parser(method: str = "gee") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="debias-harness", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="also load pickle weight files (.bin/.pt), which can run code: only from a source you trust",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("model-path", help="resolve (and cache) a model; print its local checkpoint folder")
@@ -244,6 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     from debias.run_folder import RunFolderError as ReportError
     from harness_tasks._data import DataFileError, set_data_dir
 
+    if args.allow_pickle:
+        from debias import untrusted
+
+        untrusted.allow_pickle()
     try:
         if getattr(args, "data_dir", None):
             set_data_dir(args.data_dir)
@@ -253,6 +284,19 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or os.environ.get("DEBIAS_DEBUG"):
+            raise
+        # the write went to a temp file that was never renamed: what was there before is untouched
+        print(f"error: {exc.filename}: {exc.strerror}; the file was not replaced", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        from debias.training import TrainingDiverged  # imported here: torch is loaded by now if it ran
+
+        if not isinstance(exc, TrainingDiverged) or os.environ.get("DEBIAS_DEBUG"):
+            raise
+        print(f"error: {exc}", file=sys.stderr)  # not the user's input: a run that cannot go on
+        return 1
 
 
 if __name__ == "__main__":

@@ -48,14 +48,81 @@ def dataclass_from_args(
     values: dict[str, Any] = dict(preset or {})
     names = {f.name for f in dataclasses.fields(cls)}
     if config_file:
-        import yaml
-
-        loaded = yaml.safe_load(Path(config_file).read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{config_file}: expected a mapping of config fields")
-        unknown = sorted(set(loaded) - names)
-        if unknown:
-            raise ValueError(f"{config_file}: unknown field(s) {', '.join(unknown)} for {cls.__name__}")
-        values.update(loaded)
+        values.update(read_config_file(cls, Path(config_file)))
     values.update({k: v for k, v in vars(args).items() if k in names})
     return cls(**values)
+
+
+def read_config_file(cls: type, path: Path) -> dict[str, Any]:
+    """The fields a YAML file sets, each checked against the dataclass's type hint.
+
+    A wrong type would otherwise surface as a TypeError deep inside the method; here it is one line
+    naming the file, the line and the field.
+    """
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path}: is a directory, not a YAML file") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: byte {err.start}: not UTF-8 text") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "YAML"
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ValueError(f"{path}: {where}: not valid YAML ({problem})") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict) or not isinstance(node, yaml.MappingNode):
+        raise ValueError(f"{path}: line 1: expected a mapping of config fields, got {type(loaded).__name__}")
+    lines = {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key, value in loaded.items():
+        where = f"{path}: line {lines.get(key, '?')}: field {key!r}"
+        if key not in names:
+            raise ValueError(f"{where}: unknown field for {cls.__name__} (known: {', '.join(sorted(names))})")
+        problem = _type_problem(hints[key], value)
+        if problem:
+            raise ValueError(f"{where}: {problem}")
+    return loaded
+
+
+def _type_problem(tp: Any, value: Any) -> str | None:
+    """Why ``value`` does not fit the type hint ``tp`` (None when it does)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        tp = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Literal:
+        return None if value in args else f"expected one of {', '.join(map(repr, args))}, got {value!r}"
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            return f"expected a list, got {value!r}"
+        for item in value:
+            problem = _type_problem(args[0], item)
+            if problem:
+                return f"list item {item!r}: {problem}"
+        return None
+    if tp is bool:
+        return None if isinstance(value, bool) else f"expected true or false, got {value!r}"
+    if tp is int:
+        return (
+            None
+            if isinstance(value, int) and not isinstance(value, bool)
+            else f"expected an integer, got {value!r}"
+        )
+    if tp is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return None if ok else f"expected a number, got {value!r}"
+    if tp is str:
+        return None if isinstance(value, str) else f"expected text, got {value!r}"
+    return None

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from debias import untrusted
 from debias.atomic import atomic_dir
 from harness_tasks._io import cache_root  # noqa: F401  (re-exported: where converted models live)
 
@@ -106,6 +107,7 @@ def resolve(spec: str) -> Path:
             raise ModelResolutionError(
                 f"{path} is a folder but has no config.json: not a transformers checkpoint"
             )
+        untrusted.check_weights_folder(path, "model")
         return path
     if path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1:
         raise ModelResolutionError(
@@ -293,7 +295,13 @@ def load(
 
     path = resolve(spec)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32)
+    # trust_remote_code stays off: a checkpoint's own Python is never run
+    model = AutoModelForCausalLM.from_pretrained(
+        path,
+        dtype=dtype or torch.float32,
+        trust_remote_code=False,
+        use_safetensors=None if untrusted.pickle_allowed() else True,
+    )
     if device:
         model.to(device)
     model.eval()

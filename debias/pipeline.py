@@ -12,7 +12,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from debias import evaluation, models
+from debias import evaluation, models, untrusted
 from debias.atomic import atomic_dir, write_json_atomic
 
 
@@ -54,11 +54,28 @@ def adapter_kind(adapter: str | Path) -> str:
     if projection.is_projection(folder):
         return "projection"
     if (folder / "adapter_config.json").is_file():
+        _check_peft_folder(folder)
         return "peft"
     raise ValueError(
         f"{folder}: not an adapter folder: neither a peft adapter (adapter_config.json), a sparse "
         f"adapter ({sparse_adapter.CONFIG}) nor a projection ({projection.CONFIG})"
     )
+
+
+def _check_peft_folder(folder: Path) -> None:
+    """A peft folder that would fail (or load garbage) inside peft fails here, in one line, first."""
+    path = folder / "adapter_config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: byte {err.start}: not UTF-8 text") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: line {err.lineno}: not valid JSON ({err.msg})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("peft_type"), str):
+        raise ValueError(f"{path}: field 'peft_type': missing (not a peft adapter config)")
+    untrusted.check_weights_folder(folder, "adapter")
+    if not any((folder / name).is_file() for name in ("adapter_model.safetensors", "adapter_model.bin")):
+        raise ValueError(f"{folder}: no adapter_model.safetensors beside adapter_config.json")
 
 
 def adapter_files(adapter: str | Path) -> list[Path]:
@@ -95,6 +112,7 @@ def with_adapter(model, adapter: str | Path, expected_weights: dict[str, str] | 
 
 def merge(model_spec: str, adapter: str | Path, out: str | Path) -> Path:
     """Write base + adapter as a plain transformers checkpoint (loadable without this project or peft)."""
+    adapter_kind(adapter)  # a folder that is no adapter fails before the model loads
     ref = models.reference(model_spec)
     model, tokenizer = models.load(str(ref.path))
     merged = with_adapter(model, adapter, ref.weights_sha256)

@@ -44,7 +44,7 @@ def is_projection(folder: Path) -> bool:
         return False
     try:
         return json.loads(path.read_text()).get("format") == FORMAT
-    except (json.JSONDecodeError, AttributeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
         return False
 
 

@@ -19,6 +19,9 @@ down once. It imports nothing above ``debias.atomic`` and ``debias.models``.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,74 @@ class RunFolderError(ValueError):
     """A run folder that cannot be read (missing or unreadable file) or reused: one line naming it."""
 
 
+@contextmanager
+def exclusive(path: Path | str, what: str = "run") -> Iterator[None]:
+    """Hold the run folder ``path`` for this process: a second process on it fails with one line.
+
+    The lock is an ``flock`` on ``.<name>.lock`` *beside* the folder, so that taking it writes nothing
+    into a folder that validation may still refuse, and the kernel releases it when the holder dies
+    (``kill -9`` included): a stale lock never blocks a rerun. The lock file is left in place (deleting
+    it would let two processes hold locks on different inodes).
+
+    Under a distributed launch (``accelerate launch`` / torchrun) the job is every rank together: rank 0
+    holds the lock for all of them, the other ranks (which never write the folder) take none.
+    """
+    import fcntl
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and os.environ.get("RANK", "0") != "0":
+        yield
+        return
+    folder = Path(path)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    lock = folder.parent / f".{folder.name}.lock"
+    handle = open(lock, "a+")  # noqa: SIM115  (held open for the lock's lifetime)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise RunFolderError(
+            f"{folder}: in use by {holder}; wait for it to finish, or choose another --out"
+        ) from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{what} (pid {os.getpid()})")
+        handle.flush()
+        check_contained(folder)
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def component(name: str, what: str, where: Path | str) -> str:
+    """``name`` as one plain path component, else a one-line error: names that come from files (task
+    names in result files, checkpoint names) must not lead a write or a read out of the run folder."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise RunFolderError(f"{where}: {what} {name!r}: not a plain file name (it could leave the folder)")
+    return name
+
+
+def check_contained(path: Path | str) -> None:
+    """Refuse a run folder holding a symlink that leads out of it: every write into the folder (results,
+    checkpoints, the report) would otherwise land wherever the link points, and reads would take files
+    from elsewhere. Links that stay inside the folder are fine."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return
+    root = folder.resolve()
+    for dirpath, dirnames, filenames in os.walk(folder):  # does not follow links
+        for name in dirnames + filenames:
+            entry = Path(dirpath) / name
+            if entry.is_symlink() and not entry.resolve().is_relative_to(root):
+                raise RunFolderError(
+                    f"{entry}: a symlink to {entry.resolve()}, outside the run folder; remove it, "
+                    "or choose another --out"
+                )
+
+
 def jsonable(obj: Any) -> Any:
     """``obj`` as it reads back from JSON (tuples become lists): what a stored setting compares against."""
     return json.loads(json.dumps(obj, default=list))
@@ -55,23 +126,46 @@ def settings_difference(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     ]
 
 
-def read_json(path: Path) -> Any:
+def read_json(path: Path, expect: type | None = None) -> Any:
+    """The JSON in ``path``; ``expect`` (e.g. dict) is the top-level type the caller indexes into."""
     try:
-        return json.loads(Path(path).read_text())
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RunFolderError(f"{path}: missing (is this a finished train-and-eval run folder?)") from None
+    except IsADirectoryError:
+        raise RunFolderError(f"{path}: is a directory, not a file") from None
+    except UnicodeDecodeError as exc:
+        raise RunFolderError(f"{path}: byte {exc.start}: not UTF-8 text") from None
     except json.JSONDecodeError as exc:
-        raise RunFolderError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        raise RunFolderError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    if expect is not None and not isinstance(value, expect):
+        raise RunFolderError(
+            f"{path}: line 1: expected a JSON {_json_name(expect)}, got {_json_name(type(value))}"
+        )
+    return value
+
+
+def _json_name(kind: type) -> str:
+    return {dict: "object", list: "array", str: "string", int: "number", float: "number"}.get(
+        kind, "null" if kind is type(None) else kind.__name__
+    )
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     rows = []
     if Path(path).is_file():
-        for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise RunFolderError(f"{path}: byte {exc.start}: not UTF-8 text") from None
+        for number, line in enumerate(text.splitlines(), 1):
             try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise RunFolderError(f"{path}:{number}: not a JSON line") from None
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise RunFolderError(f"{path}: line {number}: not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise RunFolderError(f"{path}: line {number}: expected a JSON object")
+            rows.append(row)
     return rows
 
 
@@ -117,7 +211,7 @@ class RunFolder:
         return self.path / RESULTS / GENERATIONS
 
     def checkpoint(self, name: str) -> Path:
-        return self.checkpoints / name
+        return self.checkpoints / component(name, "checkpoint", self.checkpoints)
 
     def has_checkpoints(self) -> bool:
         return self.checkpoints.is_dir() and any(self.checkpoints.iterdir())
@@ -136,7 +230,7 @@ class RunFolder:
         return read_results(self.results_file(which), self.samples_dir(which) if with_samples else None)
 
     def samples(self, which: str, task: str) -> list[dict[str, Any]]:
-        file = self.samples_dir(which) / f"{task}.json"
+        file = self.samples_dir(which) / f"{component(task, 'task', self.results_file(which))}.json"
         return read_json(file) if file.is_file() else []
 
     # ---------------------------------------------------------------- config.json
@@ -173,7 +267,8 @@ def write_results(results: dict[str, Any], results_file: Path, samples_dir: Path
     """
     results = dict(results)
     for task, rows in results.pop("samples", {}).items():
-        write_json_atomic(Path(samples_dir) / f"{task}.json", rows, compact=True)
+        name = component(task, "task", results_file)
+        write_json_atomic(Path(samples_dir) / f"{name}.json", rows, compact=True)
     write_json_atomic(results_file, results)
 
 
@@ -261,16 +356,23 @@ def load(path: Path | str) -> Run:
     folder = RunFolder(path)
     if not folder.path.is_dir():
         raise RunFolderError(f"{folder.path}: not a run folder")
+    check_contained(folder.path)
+    run = read_json(folder.path / RUN, dict)
+    if not isinstance(run.get("phases"), dict):
+        raise RunFolderError(f"{folder.path / RUN}: field 'phases': missing or not an object")
+    comparison = read_json(folder.results_file("comparison"), dict)
+    if not isinstance(comparison.get("tasks"), dict):
+        raise RunFolderError(f"{folder.results_file('comparison')}: field 'tasks': missing or not an object")
     return Run(
         name=folder.name,
         path=folder.path,
-        run=read_json(folder.path / RUN),
-        config=read_json(folder.config),
-        base=read_json(folder.results_file("base")),
-        debiased=read_json(folder.results_file("debiased")),
-        comparison=read_json(folder.results_file("comparison")),
+        run=run,
+        config=read_json(folder.config, dict),
+        base=read_json(folder.results_file("base"), dict),
+        debiased=read_json(folder.results_file("debiased"), dict),
+        comparison=comparison,
         curves=read_jsonl(folder.metrics),
-        selection=read_json(folder.selection) if folder.selection.is_file() else None,
+        selection=read_json(folder.selection, dict) if folder.selection.exists() else None,
         generations=read_jsonl(folder.generations),
     )
 

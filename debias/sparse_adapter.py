@@ -40,7 +40,7 @@ def _files(folder: Path) -> tuple[Path, Path] | None:
             try:
                 if json.loads(path.read_text()).get("format") == FORMAT:
                     return path, Path(folder) / weights
-            except (json.JSONDecodeError, AttributeError):
+            except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
                 return None
     return None
 
@@ -74,6 +74,8 @@ def save(
         param = params[name].detach()
         indices = torch.as_tensor(indices, dtype=torch.int64).unique(sorted=True)
         values = param.clone() if axis is None else param.index_select(axis, indices)
+        if not torch.isfinite(values).all():  # it would load as a valid adapter
+            raise ValueError(f"{folder}: not written: the changed units of {name} hold NaN/inf")
         tensors[f"{name}::indices"] = indices.contiguous()
         tensors[f"{name}::values"] = values.contiguous().cpu()
         described[name] = {"axis": axis, "units": int(indices.numel()) if axis is not None else 1}

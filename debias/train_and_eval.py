@@ -87,8 +87,9 @@ def train_adapter(
     method: str, cfg: Any, out: Path | RunFolder, resume: bool = False, stop_after: int | None = None
 ) -> dict[str, Any]:
     """Train and select: what ``cli train`` runs, and phases 1-2 of the main job. Returns the summary."""
-    recipe = train_phase(method, cfg, out, resume, stop_after)
-    return select_phase(recipe)
+    with run_folder.exclusive(Path(out), f"train --method {method}"):
+        recipe = train_phase(method, cfg, out, resume, stop_after)
+        return select_phase(recipe)
 
 
 def train_phase(
@@ -127,6 +128,13 @@ def train_and_eval(
     render: Renderer | None = None,
 ) -> Path:
     """Run (or resume) every phase in ``out``; returns the report's path (``render`` writes it)."""
+    with run_folder.exclusive(out, f"train-and-eval --method {spec.method}"):
+        return _train_and_eval(spec, cfg, out, progress, render)
+
+
+def _train_and_eval(
+    spec: RunSpec, cfg: Any, out: Path, progress: Progress | None, render: Renderer | None
+) -> Path:
     progress = progress or Progress()
     evaluation.check_task_names(list(spec.tasks))
     make_recipe(spec.method, cfg, out).validate()  # bad input files: one line, nothing written

@@ -9,7 +9,9 @@ whole model, so we write these few files ourselves, each checkpoint into a temp 
 from __future__ import annotations
 
 import json
+import math
 import random
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -114,18 +116,161 @@ def optimizer_and_schedule(model, lr: float, weight_decay: float, warmup_steps: 
 
 
 def rng_state() -> dict[str, Any]:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every RNG's state as tensors and plain values (so ``torch.load(weights_only=True)`` reads it)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    numpy_state = [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)]
+    return {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    keys = keys.numpy().astype(np.uint32) if isinstance(keys, torch.Tensor) else keys
+    np.random.set_state((name, keys, pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
 
 
+def _load_state(path: Path) -> dict[str, Any]:
+    """The resumable state, unpickling tensors and plain containers only (never arbitrary objects)."""
+    import pickle
+
+    from debias import untrusted
+
+    try:
+        return torch.load(path, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if not untrusted.pickle_allowed():
+            raise untrusted.PickleRefused(
+                f"{path}: holds objects beyond tensors and plain values (a checkpoint from an older "
+                "version, or not this harness's); pass --allow-pickle to load it if you trust it"
+            ) from err
+        return torch.load(path, weights_only=False)
+
+
+class StepBoundaryInterrupt(KeyboardInterrupt):
+    """An interruption taken at the end of a step: the state is consistent, so it is checkpointed."""
+
+
+class Interrupts:
+    """SIGINT / SIGTERM during a step take effect when the step ends; a second signal stops at once.
+
+    A checkpoint written from inside a step would hold the data sampler already advanced past a batch
+    whose update was never applied (or an update applied to a step never counted), and the resumed run
+    would differ from an uninterrupted one. So the first signal only sets a flag, the loop calls
+    ``check()`` between steps, and the checkpoint it writes is exact. A second signal raises
+    ``KeyboardInterrupt`` at once; the loop then writes no checkpoint and the previous one stays valid.
+    """
+
+    SIGNALS = ("SIGINT", "SIGTERM")
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> Interrupts:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for name in self.SIGNALS:
+                number = getattr(signal, name)
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: Any) -> None:  # noqa: ARG002
+        import signal
+
+        if self.requested is not None:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+        print(
+            f"\n{self.requested}: stopping after this step (a checkpoint follows); send it again to stop "
+            "at once without one",
+            file=sys.stderr,
+        )
+
+    def check(self) -> None:
+        if self.requested is not None:
+            raise StepBoundaryInterrupt(self.requested)
+
+
+MAX_BAD_STEPS = 5  # consecutive non-finite steps after which training stops (NonFiniteGuard)
+
+
+class TrainingDiverged(RuntimeError):
+    """Too many consecutive steps with a non-finite loss or gradient: training cannot go on usefully."""
+
+
+class NonFiniteGuard:
+    """Skips an update whose loss or gradient norm is NaN/inf, and stops after ``limit`` in a row.
+
+    One bad batch (an overflow, a degenerate pair) should cost one step, not the adapter: AdamW would
+    spread a NaN gradient into every trained weight and every later checkpoint. A run that keeps
+    producing them is broken (a learning rate too high, bad data), and saying so beats training on.
+    """
+
+    def __init__(self, limit: int = 5) -> None:
+        if limit < 1:
+            raise ValueError(f"max_bad_steps must be >= 1, got {limit}")
+        self.limit = limit
+        self.consecutive = 0
+        self.skipped = 0
+
+    def allow(self, step: int, loss: float, grad_norm: float) -> bool:
+        """True: apply the update. False: skip it (logged). Raises after ``limit`` bad steps in a row."""
+        if math.isfinite(loss) and math.isfinite(grad_norm):
+            self.consecutive = 0
+            return True
+        self.consecutive += 1
+        self.skipped += 1
+        print(
+            f"warning: step {step}: loss {loss}, gradient norm {grad_norm}: not finite, update skipped "
+            f"({self.consecutive} in a row)",
+            file=sys.stderr,
+        )
+        if self.consecutive >= self.limit:
+            raise TrainingDiverged(
+                f"training stopped at step {step}: {self.consecutive} consecutive steps with a non-finite "
+                "loss or gradient (lower the learning rate or check the training data); the checkpoints "
+                "written so far are intact"
+            )
+        return False
+
+    def state_dict(self) -> dict[str, int]:
+        return {"consecutive": self.consecutive, "skipped": self.skipped}
+
+    def load_state_dict(self, state: dict[str, int] | None) -> None:
+        if state:
+            self.consecutive, self.skipped = int(state["consecutive"]), int(state["skipped"])
+
+
+def non_finite_parameters(model) -> list[str]:
+    """Names of trainable parameters holding a NaN or inf (empty: the adapter is safe to save)."""
+    return [name for name, p in model.named_parameters() if p.requires_grad and not torch.isfinite(p).all()]
+
+
+def check_finite(model, where: Path) -> None:
+    bad = non_finite_parameters(model)
+    if bad:
+        raise TrainingDiverged(
+            f"{where}: not written: {len(bad)} adapter tensor(s) hold NaN/inf (first: {bad[0]})"
+        )
+
+
 def save_checkpoint(checkpoints: Path, step: int, model, optimizer, scheduler, extra: dict[str, Any]) -> Path:
-    """Write ``checkpoints/step-NNNNNN`` atomically; ``extra`` holds sampler/method state."""
+    """Write ``checkpoints/step-NNNNNN`` atomically; ``extra`` holds sampler/method state.
+
+    An adapter with a NaN/inf weight is refused before anything is written: it would load as valid.
+    """
     final = checkpoints / f"step-{step:06d}"
+    check_finite(model, final)
     with atomic_dir(final) as tmp:
         model.save_pretrained(tmp / "adapter")
         torch.save(
@@ -158,7 +303,7 @@ def load_checkpoint(path: Path, model, optimizer, scheduler) -> tuple[int, dict[
 
     weights = load_file(str(path / "adapter" / "adapter_model.safetensors"))
     set_peft_model_state_dict(model, weights)
-    state = torch.load(path / "state.pt", weights_only=False)
+    state = _load_state(path / "state.pt")
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     set_rng_state(state["rng"])

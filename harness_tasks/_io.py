@@ -38,17 +38,30 @@ def atomic_file(path: Path, mode: str = "w", encoding: str | None = "utf-8") -> 
     """Yield a handle on a temp file beside ``path``; on success it is fsync'd and renamed onto ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as exc:
+        raise _naming(exc, path) from exc
     try:
         binary = "b" in mode
-        with os.fdopen(fd, mode, encoding=None if binary else encoding) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with os.fdopen(fd, mode, encoding=None if binary else encoding) as fh:
+                yield fh
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:  # a full disk surfaces here (write, flush or fsync): say which file
+            raise _naming(exc, path) from exc
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """The same error, naming the file the user asked for rather than its hidden temp file (or none)."""
+    if exc.errno is None:
+        return exc
+    return type(exc)(exc.errno, exc.strerror, str(path))
 
 
 def write_text_atomic(path: Path, text: str) -> None:

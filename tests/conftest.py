@@ -38,3 +38,30 @@ def smollm2():
 
     model, tokenizer = models.load(models.DEFAULT_MODEL)
     return model, tokenizer, models.resolve(models.DEFAULT_MODEL)
+
+
+# ------------------------------------------------------------------ the reliability table (issue 15)
+# Tests of bad input and injected faults record what they tried and what they observed; with
+# DEBIAS_RELIABILITY_TABLE=docs/reliability.md the rows of the tests that passed become that file, so
+# the table is produced by the tests, never written by hand.
+_RELIABILITY: list[dict[str, str]] = []
+
+
+@pytest.fixture
+def reliability(request):
+    def record(where: str, fault: str, outcome: str) -> None:
+        _RELIABILITY.append({"where": where, "fault": fault, "outcome": outcome, "test": request.node.nodeid})
+
+    return record
+
+
+def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
+    target = os.environ.get("DEBIAS_RELIABILITY_TABLE")
+    if not target or not _RELIABILITY:
+        return
+    from reliability_table import render
+
+    from harness_tasks._io import write_text_atomic
+
+    path = Path(target) if Path(target).is_absolute() else REPO / target
+    write_text_atomic(path, render(_RELIABILITY, session.testsfailed))

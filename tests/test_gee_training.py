@@ -126,7 +126,7 @@ def test_two_processes_give_the_same_group_statistics(tmp_path, tiny_run):
     # launcher starts two CPU processes (gloo), which the recipe's Accelerator(cpu=True) joins.
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
     launch += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    cmd = [*launch, str(REPO / "cli.py"), "train", "--out", str(run)]
+    cmd = [*launch, str(REPO / "cli.py"), "train", "--method", "gee", "--out", str(run)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd + flags, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -235,7 +235,7 @@ def test_bias_type_pairs_cover_every_bias_type_with_the_stereotype_advantaged():
 def test_bad_pairs_file_is_a_clear_error(tmp_path):
     path = tmp_path / "pairs.jsonl"
     path.write_text('{"prefix": "a", "advantaged": " b", "disadvantaged": " c"}\n{"prefix": "x"}\n')
-    with pytest.raises(ValueError, match=r"pairs.jsonl:2: expected"):
+    with pytest.raises(ValueError, match=r"pairs.jsonl: line 2: missing field 'advantaged'"):
         pcgu.read_pairs(path)
 
 

@@ -101,7 +101,7 @@ def test_cli_report_writes_file_and_bad_folder_is_one_line_error(tmp_path, capsy
     assert len(err) == 1 and err[0].startswith("error: ") and "run.json: missing" in err[0]
     (run / "results" / "comparison.json").write_text("{not json")
     assert cli.main(["report", str(run)]) == 2
-    assert "comparison.json: not valid JSON" in capsys.readouterr().err
+    assert "comparison.json: line 1: not valid JSON" in capsys.readouterr().err
 
 
 def test_nice_ticks_and_fit_line():

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from report_fixtures import crows_samples, results_file, winogender_samples
+from safetensors.torch import save_file
 
 from debias import pipeline
 from debias import train_and_eval as job
@@ -36,7 +38,9 @@ class FakeRecipe(Recipe):
         self.world.trained += 1
         adapter = self.folder.checkpoint("step-2") / "adapter"
         adapter.mkdir(parents=True, exist_ok=True)
-        (adapter / "adapter_config.json").write_text("{}")
+        # the shape a peft adapter folder has (the pipeline checks it before anything loads it)
+        (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA"}))
+        save_file({"w": torch.zeros(1)}, str(adapter / "adapter_model.safetensors"))
         summary = {"steps": self.cfg.steps, "stopped_early": False}
         write_json_atomic(self.folder.config, {"method": "gee", "config": {}, "training": summary})
         self.folder.metrics.write_text(json.dumps({"step": 1, "loss": 0.5}) + "\n")

@@ -91,6 +91,8 @@ def read_records(path: Path, fields: Sequence[str]) -> Iterator[tuple[str, Mappi
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise ValueError(f"{path}: unknown extension {path.suffix!r} (expected one of {', '.join(SUFFIXES)})")
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory, not a file")
     if not path.is_file():
         raise ValueError(f"{path}: file not found")
     if suffix == ".jsonl":

@@ -16,7 +16,6 @@ LMS budget. Single process; gradients are summed across processes if launched on
 
 from __future__ import annotations
 
-import math
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
@@ -190,6 +189,7 @@ class EqualizeRecipe(Recipe):
             self.model, cfg.lr, cfg.weight_decay, cfg.warmup_steps, cfg.steps
         )
         self.sampler = SeededCycle(len(self.train_pairs), cfg.seed)
+        self.guard = training.NonFiniteGuard(training.MAX_BAD_STEPS)
         self.anchor = self.anchor_probe = None
         if cfg.anchor_weight > 0:
             self.anchor = anchor_text.RetentionAnchor(
@@ -205,6 +205,7 @@ class EqualizeRecipe(Recipe):
                 checkpoint, self.model, self.optimizer, self.scheduler
             )
             self.sampler.load_state_dict(extra["sampler"])
+            self.guard.load_state_dict(extra.get("guard"))
             if self.anchor is not None:
                 self.anchor.load_state_dict(extra["anchor"])
             self.probe_before = extra["probe_before"]
@@ -245,14 +246,14 @@ class EqualizeRecipe(Recipe):
         equalize = losses.equalize_loss(deltas, cfg.loss).mean()
         loss = equalize
         record: dict[str, Any] = {
-            "equalize_loss": float(equalize),
-            "mean_delta": float(deltas.mean()),
-            "mean_abs_delta": float(deltas.abs().mean()),
+            "equalize_loss": float(equalize.detach()),
+            "mean_delta": float(deltas.mean().detach()),
+            "mean_abs_delta": float(deltas.abs().mean().detach()),
         }
         if self.anchor is not None:
             kl, anchor_tokens = anchor_text.anchor_loss(self.model, self.anchor.next_batch(), acc.device)
             loss = loss + cfg.anchor_weight * kl
-            record["anchor_kl"] = float(kl)
+            record["anchor_kl"] = float(kl.detach())
             tokens += anchor_tokens
         acc.backward(loss)
         if acc.num_processes > 1:
@@ -260,10 +261,12 @@ class EqualizeRecipe(Recipe):
                 grad = p.grad if p.grad is not None else torch.zeros_like(p)
                 p.grad = acc.reduce(grad, reduction="mean")
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.trainable, cfg.max_grad_norm))
-        record.update({"loss": float(loss), "lr": self.scheduler.get_last_lr()[0], "grad_norm": grad_norm})
-        if math.isfinite(grad_norm):
+        record.update(
+            {"loss": float(loss.detach()), "lr": self.scheduler.get_last_lr()[0], "grad_norm": grad_norm}
+        )
+        if self.guard.allow(self.step + 1, float(loss.detach()), grad_norm):
             self.optimizer.step()
-        else:  # a non-finite gradient would poison the adapter: skip the update, say so
+        else:  # a non-finite loss or gradient would poison the adapter: the update is skipped
             record["skipped"] = True
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -281,21 +284,23 @@ class EqualizeRecipe(Recipe):
         bar = tqdm(total=cfg.steps, initial=self.step, desc="equalize", file=sys.stderr)
         throughput = training.Throughput()
         try:
-            while self.step < cfg.steps:
-                record = self.train_step()
-                self.step += 1
-                record["step"] = self.step
-                record["tokens_per_s"] = round(throughput.lap(record.pop("tokens")), 1)
-                if self.step % cfg.check_every == 0 or self.step == cfg.steps:
-                    probe = self.probe()
-                    record.update({"check": True, **_flat_probe(probe)})
-                    self.checkpoint()
-                self.log.write(record)
-                bar.update(1)
-                bar.set_postfix(loss=f"{record['loss']:.4f}", delta=f"{record['mean_abs_delta']:.3f}")
-                if stop_after is not None and self.step >= stop_after:
-                    raise KeyboardInterrupt
-        except KeyboardInterrupt:
+            with training.Interrupts() as interrupts:
+                while self.step < cfg.steps:
+                    record = self.train_step()
+                    self.step += 1
+                    record["step"] = self.step
+                    record["tokens_per_s"] = round(throughput.lap(record.pop("tokens")), 1)
+                    if self.step % cfg.check_every == 0 or self.step == cfg.steps:
+                        probe = self.probe()
+                        record.update({"check": True, **_flat_probe(probe)})
+                        self.checkpoint()
+                    self.log.write(record)
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{record['loss']:.4f}", delta=f"{record['mean_abs_delta']:.3f}")
+                    if stop_after is not None and self.step >= stop_after:
+                        raise training.StepBoundaryInterrupt("stop_after")
+                    interrupts.check()
+        except training.StepBoundaryInterrupt:
             if not any(c.label == str(self.step) for c in self.candidates()):
                 self.checkpoint()
             bar.close()
@@ -319,6 +324,7 @@ class EqualizeRecipe(Recipe):
     def checkpoint(self) -> None:
         extra = {
             "sampler": self.sampler.state_dict(),
+            "guard": self.guard.state_dict(),
             "anchor": self.anchor.state_dict() if self.anchor is not None else None,
             "probe_before": self.probe_before,
         }

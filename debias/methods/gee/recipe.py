@@ -286,6 +286,7 @@ class GeeRecipe(Recipe):
             paired=cfg.data == "templates" or cfg.balance == "counterfactual",
         )
         self.step, self.gap_1, self.gap_ema = 0, None, None
+        self.guard = training.NonFiniteGuard(training.MAX_BAD_STEPS)
         self.probe_before = self.independent_before = None
         checkpoint = training.latest_checkpoint(self.folder.checkpoints) if self.resume else None
         if checkpoint is not None:
@@ -293,6 +294,7 @@ class GeeRecipe(Recipe):
                 checkpoint, self.model, self.optimizer, self.scheduler
             )
             self.batches.load_state_dict(extra["sampler"])
+            self.guard.load_state_dict(extra.get("guard"))
             self.gap_1, self.gap_ema = extra["gap_1"], extra["gap_ema"]
             self.probe_before = extra.get("probe_before")
             self.independent_before = extra.get("independent_before")
@@ -363,7 +365,7 @@ class GeeRecipe(Recipe):
 
     def train_step(self, examples) -> dict[str, Any]:
         metrics = self.compute_gradients(examples)
-        metrics.update(self.apply_update())
+        metrics.update(self.apply_update(metrics["loss"]))
         return metrics
 
     def compute_gradients(self, examples) -> dict[str, Any]:
@@ -424,13 +426,17 @@ class GeeRecipe(Recipe):
             "tokens": tokens,
         }
 
-    def apply_update(self) -> dict[str, float]:
+    def apply_update(self, loss: float = 0.0) -> dict[str, Any]:
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.trainable, self.cfg.max_grad_norm))
         lr = self.scheduler.get_last_lr()[0]
-        self.optimizer.step()
+        record: dict[str, Any] = {"lr": lr, "grad_norm": grad_norm}
+        if self.guard.allow(self.step + 1, loss, grad_norm):
+            self.optimizer.step()
+        else:  # a non-finite loss or gradient would poison the adapter: the update is skipped
+            record["skipped"] = True
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return {"lr": lr, "grad_norm": grad_norm}
+        return record
 
     # ------------------------------------------------------------------ loop
     def train(self, stop_after: int | None = None) -> dict[str, Any]:
@@ -448,31 +454,35 @@ class GeeRecipe(Recipe):
         )
         stopped_early = False
         try:
-            while self.step < cfg.steps:
-                metrics = self.train_step(next(self.batches))
-                self.step += 1
-                metrics["step"] = self.step
-                metrics["tokens_per_s"] = round(throughput.lap(metrics["tokens"]), 1)
-                if cfg.loss == "gap" and self.step % cfg.stop_check_every == 0:
-                    stop = entropy_probe(self.model, self.tokenizer, self.stop_split, cfg, acc.device)
-                    metrics["stop_split_gap"] = stop["gap"]
-                    means = torch.tensor([stop["entropy"][g] for g in cfg.groups], dtype=torch.float64)
-                    stopped_early = losses.gap_reached(means, cfg.target_gap)
-                if acc.is_main_process:
-                    self.log.write(metrics)
-                if cfg.log_with:
-                    acc.log(_flat(metrics), step=self.step)
-                bar.update(1)
-                bar.set_postfix(
-                    loss=f"{metrics['loss']:.4f}", gap=f"{metrics['gap']:.4f}", lam=f"{metrics['lambda']:.2f}"
-                )
-                if stopped_early:
-                    break
-                if stop_after is not None and self.step >= stop_after:
-                    raise KeyboardInterrupt  # the handler below saves the checkpoint, as for a real Ctrl-C
-                if self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
-                    self.checkpoint()  # the last step's checkpoint is written once, after the loop
-        except KeyboardInterrupt:
+            with training.Interrupts() as interrupts:
+                while self.step < cfg.steps:
+                    metrics = self.train_step(next(self.batches))
+                    self.step += 1
+                    metrics["step"] = self.step
+                    metrics["tokens_per_s"] = round(throughput.lap(metrics["tokens"]), 1)
+                    if cfg.loss == "gap" and self.step % cfg.stop_check_every == 0:
+                        stop = entropy_probe(self.model, self.tokenizer, self.stop_split, cfg, acc.device)
+                        metrics["stop_split_gap"] = stop["gap"]
+                        means = torch.tensor([stop["entropy"][g] for g in cfg.groups], dtype=torch.float64)
+                        stopped_early = losses.gap_reached(means, cfg.target_gap)
+                    if acc.is_main_process:
+                        self.log.write(metrics)
+                    if cfg.log_with:
+                        acc.log(_flat(metrics), step=self.step)
+                    bar.update(1)
+                    bar.set_postfix(
+                        loss=f"{metrics['loss']:.4f}",
+                        gap=f"{metrics['gap']:.4f}",
+                        lam=f"{metrics['lambda']:.2f}",
+                    )
+                    if stopped_early:
+                        break
+                    if stop_after is not None and self.step >= stop_after:
+                        raise training.StepBoundaryInterrupt("stop_after")  # checkpointed below, as a signal
+                    if self.step % cfg.checkpoint_every == 0 and self.step < cfg.steps:
+                        self.checkpoint()  # the last step's checkpoint is written once, after the loop
+                    interrupts.check()
+        except training.StepBoundaryInterrupt:
             self.checkpoint()
             bar.close()
             raise
@@ -484,6 +494,7 @@ class GeeRecipe(Recipe):
         if self.accelerator.is_main_process:
             extra = {
                 "sampler": self.batches.state_dict(),
+                "guard": self.guard.state_dict(),
                 "gap_1": self.gap_1,
                 "gap_ema": self.gap_ema,
                 "probe_before": self.probe_before,

@@ -6,7 +6,6 @@ user's JSONL file of ``{"prefix", "advantaged", "disadvantaged"}``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,23 +81,24 @@ def load_pairs(spec: str) -> list[Pair]:
     names = spec.split("+")
     if all(name in GENERATED_PAIRS for name in names):
         return [pair for name in names for pair in GENERATED_PAIRS[name]()]
+    if Path(spec).is_dir():
+        raise ValueError(f"{spec}: is a directory, not a pair file")
     if not Path(spec).is_file():
         raise ValueError(f"--pairs {spec!r}: neither {' / '.join(GENERATED_PAIRS)} (joined by +) nor a file")
     return read_pairs(Path(spec))
 
 
 def read_pairs(path: Path) -> list[Pair]:
+    """Every ``{prefix, advantaged, disadvantaged}`` record of a JSONL/CSV/parquet file (one-line errors)."""
+    from debias.data.user_prompts import read_records, record_text
+
+    fields = ("prefix", "advantaged", "disadvantaged")
     pairs = []
-    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            pairs.append(Pair(str(row["prefix"]), str(row["advantaged"]), str(row["disadvantaged"])))
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ValueError(
-                f"{path}:{number}: expected {{prefix, advantaged, disadvantaged}} ({exc})"
-            ) from None
+    for where, record in read_records(path, fields):
+        prefix = record_text(path, where, record, "prefix", strip=False)
+        advantaged = record_text(path, where, record, "advantaged", strip=False)
+        disadvantaged = record_text(path, where, record, "disadvantaged", strip=False)
+        pairs.append(Pair(prefix, advantaged, disadvantaged))
     if not pairs:
-        raise ValueError(f"{path}: no pairs")
+        raise ValueError(f"{path}: no pairs (a file of {{prefix, advantaged, disadvantaged}} records)")
     return pairs

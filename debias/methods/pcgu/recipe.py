@@ -110,6 +110,8 @@ class PcguTrainer:
         self.params = [u.param for u in self.units]
         self.changed: dict[str, set[int]] = {}
         self.selected: dict[str, torch.Tensor] | None = None
+        self.guard = training.NonFiniteGuard(training.MAX_BAD_STEPS)
+        self.steps_taken = 0
 
     def step(self, batch: list[Pair], reselect: bool) -> dict[str, Any]:
         cfg, units = self.cfg, self.units
@@ -132,6 +134,17 @@ class PcguTrainer:
         else:  # per pair: push the higher of the two down and the lower up
             sign = torch.sign(lp_a - lp_d).detach()
             direction = param_grads((sign * (lp_a - lp_d)).sum(), self.params)
+        self.steps_taken += 1
+        gap = (lp_a - lp_d).detach()
+        norm = float(torch.sqrt(sum(d.detach().float().square().sum() for d in direction)))
+        if not self.guard.allow(self.steps_taken, float(gap.sum()), norm):
+            return {
+                "logprob_gap": float(gap.mean()),
+                "advantaged_preferred": float((gap > 0).float().mean()),
+                "selected_units": 0,
+                "selected_params": 0,
+                "skipped": True,
+            }
         with torch.no_grad():
             for unit, step in zip(units, direction, strict=True):
                 indices = self.selected.get(unit.name)
@@ -141,7 +154,6 @@ class PcguTrainer:
                 self.changed.setdefault(unit.name, set()).update(
                     [0] if unit.axis is None else indices.tolist()
                 )
-        gap = (lp_a - lp_d).detach()
         return {
             "logprob_gap": float(gap.mean()),  # mean log p(adv) − log p(dis) before the step
             "advantaged_preferred": float((gap > 0).float().mean()),
@@ -173,8 +185,12 @@ class PcguRecipe(Recipe):
     quick = {"epochs": 1, "select_task": ""}
     resume_may_change = ("epochs",)  # more epochs may be asked of a run that stopped early
 
+    def validate(self) -> None:
+        load_pairs(self.cfg.pairs)  # a bad pair file fails before anything is written
+
     def setup(self) -> None:
         cfg = self.cfg
+        self.validate()
         self.check_resume()
         self.folder.path.mkdir(parents=True, exist_ok=True)
         self.done = self._completed_epochs() if self.resume else 0
