@@ -138,9 +138,9 @@ def cmd_stereoset_score(args: argparse.Namespace) -> int:
 
 def _add_method_arguments(parser: argparse.ArgumentParser, method: str) -> None:
     from debias.config_cli import add_dataclass_arguments
-    from debias.methods import METHODS, config_class
+    from debias.methods import DEFAULT_METHOD, METHODS, config_class
 
-    parser.add_argument("--method", choices=sorted(METHODS), default="gee")
+    parser.add_argument("--method", choices=sorted(METHODS), default=DEFAULT_METHOD)
     parser.add_argument("--config", help="YAML file of method config fields (flags override it)")
     # Methods have different (and overlapping) fields, so only the chosen method's flags are registered:
     # main() reads --method from argv before building the parser (--help lists the chosen method's).
@@ -155,7 +155,9 @@ def _method_in(argv: list[str]) -> str:
             return argv[i + 1]
         if arg.startswith("--method="):
             return arg.split("=", 1)[1]
-    return "gee"
+    from debias.methods import DEFAULT_METHOD
+
+    return DEFAULT_METHOD
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
@@ -181,7 +183,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser(method: str = "gee") -> argparse.ArgumentParser:
+def build_parser(method: str = "equalize") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="debias-harness", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--allow-pickle",

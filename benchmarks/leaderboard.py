@@ -33,7 +33,7 @@ SUITE = "gee_heldout"
 
 # row name -> (method, extra flags); every flag not named is the method's default
 ROWS: dict[str, tuple[str, list[str]]] = {
-    "equalize": ("equalize", []),
+    "equalize": ("equalize", ["--pairs", "builtin"]),
     "equalize-no-anchor": ("equalize", ["--anchor-weight", "0"]),
     # the wider pair set (more shapes, both conditional directions, more subjects)
     "equalize-varied": ("equalize", ["--pairs", "varied"]),

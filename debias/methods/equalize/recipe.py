@@ -40,7 +40,9 @@ class EqualizeConfig:
     """Every field is a flag of ``cli.py train --method equalize`` (underscores → dashes)."""
 
     model: str = DEFAULT_MODEL
-    pairs: str = "builtin"  # the project's pairs (debias/data/bias_pairs.py) or a JSONL/CSV/parquet file
+    # "varied" (debias/data/varied_pairs.py; the leaderboard's best row), "builtin" (bias_pairs.py only)
+    # or a JSONL/CSV/parquet pair file
+    pairs: str = "varied"
     bias_types: tuple[str, ...] = ()  # train only on these bias types (empty: all)
     heldout_pairs: str = "builtin"  # pairs probed at every check ("builtin": the held-out frames)
     heldout_max_pairs: int | None = 512
