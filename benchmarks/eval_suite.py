@@ -31,13 +31,16 @@ from harness_tasks.crows_pairs.lm_eval_reference import builtin_crows_config
 OUT = Path(__file__).parent / "results" / "eval_suite.json"
 
 
-def encoded_requests(lm: HFLM, instances: list) -> list[tuple[list[int], list[int]]]:
+def encoded_requests(
+    lm: HFLM, instances: list, kind: str = "loglikelihood"
+) -> list[tuple[list[int], list[int]]]:
     """(context, continuation) token ids of each log-likelihood request, as HFLM itself encodes them.
 
     lm-eval has no public encode-only entry point: ``TemplateLM.loglikelihood`` encodes each request
     (empty context -> ``prefix_token_id``, else ``_encode_pair``) and hands the encodings straight to
     ``_loglikelihood_tokens``, the scorer. So this calls ``loglikelihood`` itself with that one method
-    replaced, on this instance and for this call only, by a recorder that scores nothing.
+    replaced, on this instance and for this call only, by a recorder that scores nothing. ``kind``
+    ``loglikelihood_rolling`` records the windows HFLM cuts a perplexity document into, the same way.
     """
     captured: list[tuple[list[int], list[int]]] = []
 
@@ -47,7 +50,7 @@ def encoded_requests(lm: HFLM, instances: list) -> list[tuple[list[int], list[in
 
     lm._loglikelihood_tokens = record  # an instance attribute shadows HFLM's method
     try:
-        lm.loglikelihood(instances, disable_tqdm=True)
+        getattr(lm, kind)(instances, disable_tqdm=True)
     finally:
         del lm._loglikelihood_tokens
     return captured
@@ -56,20 +59,20 @@ def encoded_requests(lm: HFLM, instances: list) -> list[tuple[list[int], list[in
 def suite_sequences(lm: HFLM, manager, tasks: list, limit: int | None) -> list[list[int]]:
     """Model inputs of every log-likelihood request of ``tasks``, exactly as HFLM builds them."""
     loaded = manager.load(tasks)["tasks"]
-    instances = []
+    by_kind: dict[str, list] = {"loglikelihood": [], "loglikelihood_rolling": []}
     for task in loaded.values():
         task.build_all_requests(limit=limit, rank=0, world_size=1)
-        if any(inst.request_type != "loglikelihood" for inst in task.instances):
-            raise SystemExit(f"{task.config.task}: floor only covers log-likelihood requests")
-        instances += task.instances
+        for inst in task.instances:
+            if inst.request_type not in by_kind:
+                raise SystemExit(f"{task.config.task}: floor only covers log-likelihood requests")
+            by_kind[inst.request_type].append(inst)
+    encoded = [pair for kind, items in by_kind.items() if items for pair in encoded_requests(lm, items, kind)]
     # the input HFLM._loglikelihood_tokens feeds the model: truncated from the left, last token dropped
-    sequences = {
-        tuple((ctx + cont)[-(lm.max_length + 1) :][:-1]) for ctx, cont in encoded_requests(lm, instances)
-    }
+    sequences = {tuple((ctx + cont)[-(lm.max_length + 1) :][:-1]) for ctx, cont in encoded}
     return sorted((list(s) for s in sequences), key=len, reverse=True)
 
 
-def forward_floor(model, sequences: list[list[int]], batch_size: int, pad_id: int) -> float:
+def forward_floor(model, sequences: list[list[int]], batch_size: int, pad_id: int, device=None) -> float:
     start = time.perf_counter()
     with torch.no_grad():
         for i in range(0, len(sequences), batch_size):
@@ -78,7 +81,9 @@ def forward_floor(model, sequences: list[list[int]], batch_size: int, pad_id: in
             batch = torch.full((len(chunk), width), pad_id, dtype=torch.long)
             for row, seq in enumerate(chunk):
                 batch[row, : len(seq)] = torch.tensor(seq)
-            model(batch)
+            model(batch if device is None else batch.to(device, non_blocking=True))
+    if device is not None and torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
     return time.perf_counter() - start
 
 
