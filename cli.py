@@ -37,6 +37,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         log_samples=args.out is not None,
     )
     results = pipeline.evaluate_spec(args.model, request, args.adapter)
+    if not results:  # a non-zero rank under `accelerate launch`: rank 0 writes and prints
+        return 0
     if args.out:
         out = Path(args.out)
         run_folder.write_results(results, out / "results.json", out / "samples")

@@ -74,6 +74,7 @@ def evaluate(model, tokenizer, request: EvalRequest, tokenizer_path: str | None 
     from harness_tasks import _data
 
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=request.batch_size)
+    reports = _join_processes(lm, model)
     started = time.time()
     results = lm_eval.simple_evaluate(
         model=lm,
@@ -88,7 +89,7 @@ def evaluate(model, tokenizer, request: EvalRequest, tokenizer_path: str | None 
         torch_random_seed=request.seed,
         fewshot_random_seed=request.seed,
     )
-    if results is None:  # non-zero rank under multi-process evaluation
+    if results is None or not reports:  # a non-zero rank of a data-parallel evaluation
         return {}
     results["provenance"] = {
         "data_sha256": _data.used_files(),
@@ -99,8 +100,46 @@ def evaluate(model, tokenizer, request: EvalRequest, tokenizer_path: str | None 
         "device": str(next(model.parameters()).device),
         "host": platform.node(),
         "wall_time_s": round(time.time() - started, 2),
+        "processes": getattr(lm, "processes", 1),
     }
     return results
+
+
+def _join_processes(lm, model) -> bool:
+    """Data-parallel evaluation under ``accelerate launch``; True on the process that reports (rank 0).
+
+    Each process scores every ``world``-th request and the scores are all-gathered back into request
+    order, so lm-eval itself runs as one process on complete results. (lm-eval's own sharding gathers
+    per-sample metrics by the keys rank 0 happens to hold, which drops or crashes on per-subgroup metrics
+    a shard lacks, e.g. CrowS-Pairs' pct_stereotype_<type> on a shard without that type.)
+    """
+    import torch
+    from accelerate import PartialState
+
+    state = PartialState(cpu=not torch.cuda.is_available())  # CPU processes join over gloo
+    if state.num_processes <= 1:
+        return True
+    if model.device != state.device:
+        model.to(state.device)
+        lm._device = state.device
+    rank, world = state.process_index, state.num_processes
+
+    def sharded(method):
+        def run(requests, disable_tqdm: bool = False):
+            mine = method(requests[rank::world], disable_tqdm=disable_tqdm or rank != 0)
+            gathered: list = [None] * world
+            torch.distributed.all_gather_object(gathered, mine)
+            out: list = [None] * len(requests)
+            for r, part in enumerate(gathered):
+                out[r::world] = part
+            return out
+
+        return run
+
+    for name in ("loglikelihood", "loglikelihood_rolling", "generate_until"):
+        setattr(lm, name, sharded(getattr(lm, name)))
+    lm.processes = world
+    return rank == 0
 
 
 def library_versions() -> dict[str, str]:
