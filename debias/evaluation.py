@@ -7,6 +7,7 @@ result file that says exactly what was measured (model hash, data sha256s, task 
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 from dataclasses import dataclass, field
@@ -74,7 +75,7 @@ def evaluate(model, tokenizer, request: EvalRequest, tokenizer_path: str | None 
     from harness_tasks import _data
 
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=request.batch_size)
-    reports = _join_processes(lm, model)
+    _join_processes(lm, model)
     started = time.time()
     results = lm_eval.simple_evaluate(
         model=lm,
@@ -89,7 +90,7 @@ def evaluate(model, tokenizer, request: EvalRequest, tokenizer_path: str | None 
         torch_random_seed=request.seed,
         fewshot_random_seed=request.seed,
     )
-    if results is None or not reports:  # a non-zero rank of a data-parallel evaluation
+    if results is None:  # lm-eval's own multi-process mode (not used for in-memory models): not rank 0
         return {}
     results["provenance"] = {
         "data_sha256": _data.used_files(),
@@ -105,20 +106,21 @@ def evaluate(model, tokenizer, request: EvalRequest, tokenizer_path: str | None 
     return results
 
 
-def _join_processes(lm, model) -> bool:
-    """Data-parallel evaluation under ``accelerate launch``; True on the process that reports (rank 0).
+def _join_processes(lm, model) -> None:
+    """Data-parallel evaluation under ``accelerate launch``.
 
     Each process scores every ``world``-th request and the scores are all-gathered back into request
-    order, so lm-eval itself runs as one process on complete results. (lm-eval's own sharding gathers
-    per-sample metrics by the keys rank 0 happens to hold, which drops or crashes on per-subgroup metrics
-    a shard lacks, e.g. CrowS-Pairs' pct_stereotype_<type> on a shard without that type.)
+    order, so lm-eval itself runs as one process on complete results, and every process returns the
+    same results (callers write them from the main process; see ``is_main_process``). lm-eval's own
+    sharding is not used: it gathers per-sample metrics by the keys rank 0 happens to hold, which drops
+    or crashes on per-subgroup metrics a shard lacks (CrowS-Pairs' pct_stereotype_<type>).
     """
     import torch
     from accelerate import PartialState
 
     state = PartialState(cpu=not torch.cuda.is_available())  # CPU processes join over gloo
     if state.num_processes <= 1:
-        return True
+        return
     if model.device != state.device:
         model.to(state.device)
         lm._device = state.device
@@ -139,7 +141,12 @@ def _join_processes(lm, model) -> bool:
     for name in ("loglikelihood", "loglikelihood_rolling", "generate_until"):
         setattr(lm, name, sharded(getattr(lm, name)))
     lm.processes = world
-    return rank == 0
+
+
+def is_main_process() -> bool:
+    """False on the other processes of an ``accelerate launch``: they hold the same results, and only the
+    main process writes and prints them."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def library_versions() -> dict[str, str]:

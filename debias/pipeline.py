@@ -131,8 +131,6 @@ def evaluate_spec(model_spec: str, request: evaluation.EvalRequest, adapter: str
     if adapter is not None:
         model = with_adapter(model, adapter, ref.weights_sha256)
     results = evaluation.evaluate(model, tokenizer, request, tokenizer_path=str(ref.path))
-    if not results:  # a non-zero rank of a data-parallel evaluation: rank 0 holds the results
-        return results
     results["provenance"]["model"] = {
         "spec": model_spec,
         "adapter": str(adapter) if adapter else None,
