@@ -90,7 +90,7 @@ def evaluate(model, tokenizer, request: EvalRequest, tokenizer_path: str | None 
         torch_random_seed=request.seed,
         fewshot_random_seed=request.seed,
     )
-    if results is None:  # lm-eval's own multi-process mode (not used for in-memory models): not rank 0
+    if results is None:  # not the main process of an `accelerate launch`
         return {}
     results["provenance"] = {
         "data_sha256": _data.used_files(),
@@ -110,8 +110,8 @@ def _join_processes(lm, model) -> None:
     """Data-parallel evaluation under ``accelerate launch``.
 
     Each process scores every ``world``-th request and the scores are all-gathered back into request
-    order, so lm-eval itself runs as one process on complete results, and every process returns the
-    same results (callers write them from the main process; see ``is_main_process``). lm-eval's own
+    order, so lm-eval itself runs as one process on complete results; it returns them on the main
+    process only (the others get ``{}``). lm-eval's own
     sharding is not used: it gathers per-sample metrics by the keys rank 0 happens to hold, which drops
     or crashes on per-subgroup metrics a shard lacks (CrowS-Pairs' pct_stereotype_<type>).
     """

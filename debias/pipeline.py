@@ -131,6 +131,8 @@ def evaluate_spec(model_spec: str, request: evaluation.EvalRequest, adapter: str
     if adapter is not None:
         model = with_adapter(model, adapter, ref.weights_sha256)
     results = evaluation.evaluate(model, tokenizer, request, tokenizer_path=str(ref.path))
+    if not results:  # another process of an `accelerate launch`: lm-eval returns results on rank 0 only
+        return results
     results["provenance"]["model"] = {
         "spec": model_spec,
         "adapter": str(adapter) if adapter else None,

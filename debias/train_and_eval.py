@@ -18,6 +18,7 @@ refused rather than silently mixed.
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -128,6 +129,11 @@ def train_and_eval(
     render: Renderer | None = None,
 ) -> Path:
     """Run (or resume) every phase in ``out``; returns the report's path (``render`` writes it)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError(
+            "train-and-eval runs in one process; under accelerate launch run `cli.py train` "
+            "(data-parallel training) or `cli.py eval` (data-parallel evaluation)"
+        )
     with run_folder.exclusive(out, f"train-and-eval --method {spec.method}"):
         return _train_and_eval(spec, cfg, out, progress, render)
 
