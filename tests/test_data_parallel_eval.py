@@ -50,3 +50,13 @@ def test_two_processes_give_the_single_process_metrics(tmp_path, smollm2, data_d
     assert len(printed) == 1, two.stdout
     samples = json.loads((tmp_path / "two" / "samples" / "gee_crows_pairs.json").read_text())
     assert len(samples) == 12
+
+
+def test_train_and_eval_under_a_launcher_is_one_line(tmp_path, monkeypatch, capsys):
+    import cli
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert cli.main(["train-and-eval", "--out", str(tmp_path / "run"), "--quick"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: train-and-eval runs in one process"), err
+    assert not (tmp_path / "run").exists()
