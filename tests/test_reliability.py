@@ -495,20 +495,39 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO), "TOKENIZERS_PARALLELISM": "false"}
 
 
-def test_sigterm_during_training_checkpoints_and_resume_matches(tmp_path, smollm2, data_dir, reliability):
+GEE_TINY = dict(
+    steps=6, per_group=2, micro_batch_size=2, warmup_steps=1, probe_max_examples=8, checkpoint_every=3,
+    stop_examples=8,
+)  # fmt: skip
+SIGNAL_CASES = {
+    "equalize": (
+        "debias.methods.equalize.recipe",
+        "EqualizeConfig",
+        dict(EQUALIZE_TINY, steps=6, check_every=3),
+    ),
+    "gee": ("debias.methods.gee.recipe", "GeeConfig", GEE_TINY),
+}
+
+
+@pytest.mark.parametrize("method", list(SIGNAL_CASES))
+def test_sigterm_during_training_checkpoints_and_resume_matches(
+    method, tmp_path, smollm2, data_dir, reliability
+):
     """A real ``cli.py train`` gets SIGTERM mid-run; resumed, it ends with the uninterrupted adapter."""
+    import importlib
+
     from safetensors.torch import load_file
 
-    from debias.methods.equalize.recipe import EqualizeConfig
     from debias.train_and_eval import train_adapter
 
-    cfg = dict(EQUALIZE_TINY, steps=6, check_every=3)
+    module, config_name, cfg = SIGNAL_CASES[method]
+    config_class = getattr(importlib.import_module(module), config_name)
     whole = tmp_path / "whole"
-    train_adapter("equalize", EqualizeConfig(**cfg), whole)
+    train_adapter(method, config_class(**cfg), whole)
 
     cut = tmp_path / "cut"
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in cfg.items()]
-    argv = [sys.executable, str(REPO / "cli.py"), "train", "--method", "equalize", "--out", str(cut), *flags]
+    argv = [sys.executable, str(REPO / "cli.py"), "train", "--method", method, "--out", str(cut), *flags]
     child = subprocess.Popen(argv, env=_env(), stderr=subprocess.PIPE, text=True)
     metrics = cut / "metrics.jsonl"
     deadline = time.time() + 300
@@ -521,7 +540,7 @@ def test_sigterm_during_training_checkpoints_and_resume_matches(tmp_path, smollm
     assert child.returncode == 130, err
     assert "checkpoint saved" in err
     stopped_at = len(metrics.read_text().splitlines())
-    assert stopped_at < 6, "the signal arrived before the run finished"
+    assert stopped_at < cfg["steps"], "the signal arrived before the run finished"
     resumed = subprocess.run([*argv, "--resume"], env=_env(), capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     a = load_file(str(whole / "adapter" / "adapter_model.safetensors"))
@@ -529,7 +548,7 @@ def test_sigterm_during_training_checkpoints_and_resume_matches(tmp_path, smollm
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6, msg=name)
     reliability(
-        "training (cli train, equalize)",
+        f"training (cli train, {method})",
         f"SIGTERM after step {stopped_at}",
         "exit 130, checkpoint written; --resume ends with the uninterrupted run's adapter",
     )
