@@ -63,6 +63,16 @@ def _terminate_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
+# What an interrupted `train` keeps, per method: GEE and equalize finish the step and checkpoint it;
+# PCGU checkpoints whole epochs and DPO every --check-every steps (TRL's loop has no step-end hook here).
+_KEPT_ON_INTERRUPT = {
+    "gee": "checkpoint saved at the end of the step in progress",
+    "equalize": "checkpoint saved at the end of the step in progress",
+    "pcgu": "the last finished epoch's checkpoint is kept (the epoch in progress is redone on --resume)",
+    "dpo": "the last checkpoint (every --check-every steps) is kept; later steps are redone on --resume",
+}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from debias.config_cli import dataclass_from_args
     from debias.methods import config_class
@@ -73,7 +83,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         summary = train_adapter(args.method, cfg, Path(args.out), resume=args.resume)
     except KeyboardInterrupt:
-        print("interrupted: checkpoint saved; continue with the same command plus --resume", file=sys.stderr)
+        print(
+            f"interrupted: {_KEPT_ON_INTERRUPT.get(args.method, 'the last checkpoint is kept')}; "
+            "continue with the same command plus --resume",
+            file=sys.stderr,
+        )
         return 130
     before, after = summary.get("probe_before") or {}, summary.get("probe_after") or {}
     if "gap" in before and "gap" in after:  # GEE's entropy probe
