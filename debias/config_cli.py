@@ -61,14 +61,9 @@ def read_config_file(cls: type, path: Path) -> dict[str, Any]:
     """
     import yaml
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ValueError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise ValueError(f"{path}: is a directory, not a YAML file") from None
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{path}: byte {err.start}: not UTF-8 text") from None
+    from debias.run_folder import read_text
+
+    text = read_text(path, "file not found")
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         loaded = yaml.safe_load(text)

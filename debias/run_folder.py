@@ -126,16 +126,23 @@ def settings_difference(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     ]
 
 
-def read_json(path: Path, expect: type | None = None) -> Any:
-    """The JSON in ``path``; ``expect`` (e.g. dict) is the top-level type the caller indexes into."""
+def read_text(path: Path | str, missing: str = "missing") -> str:
+    """A user-given text file, or one line saying why not (absent, a directory, not UTF-8)."""
     try:
-        value = json.loads(Path(path).read_text(encoding="utf-8"))
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise RunFolderError(f"{path}: missing (is this a finished train-and-eval run folder?)") from None
+        raise RunFolderError(f"{path}: {missing}") from None
     except IsADirectoryError:
         raise RunFolderError(f"{path}: is a directory, not a file") from None
     except UnicodeDecodeError as exc:
         raise RunFolderError(f"{path}: byte {exc.start}: not UTF-8 text") from None
+
+
+def read_json(path: Path, expect: type | None = None) -> Any:
+    """The JSON in ``path``; ``expect`` (e.g. dict) is the top-level type the caller indexes into."""
+    text = read_text(path, "missing (is this a finished train-and-eval run folder?)")
+    try:
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise RunFolderError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
     if expect is not None and not isinstance(value, expect):

@@ -107,6 +107,15 @@ def bad_record_file(draw, valid: dict, required: tuple[str, ...]) -> tuple[str, 
     return kind, None
 
 
+def _bad_file(path: Path, content: bytes | None) -> Path:
+    """``content`` written to ``path``, or a directory there when ``content`` is None."""
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    return path
+
+
 def run_cli(argv: list[str], capsys) -> tuple[int, str]:
     capsys.readouterr()
     code = cli.main(argv)
@@ -130,11 +139,7 @@ def test_malformed_record_files_are_one_line_errors(where, capsys, reliability):
     def check(case):
         kind, content = case
         with tempfile.TemporaryDirectory() as tmp:
-            path, out = Path(tmp) / "input.jsonl", Path(tmp) / "run"
-            if content is None:
-                path.mkdir()
-            else:
-                path.write_bytes(content)
+            path, out = _bad_file(Path(tmp) / "input.jsonl", content), Path(tmp) / "run"
             code, err = run_cli([*argv, str(path), "--out", str(out)], capsys)
             line = assert_one_line_error(code, err, path)
             assert not out.exists(), "nothing may be written for bad input"
@@ -192,11 +197,7 @@ def test_malformed_yaml_configs_are_one_line_errors(capsys, reliability):
     def check(case):
         kind, content = case
         with tempfile.TemporaryDirectory() as tmp:
-            path, out = Path(tmp) / "config.yaml", Path(tmp) / "run"
-            if content is None:
-                path.mkdir()
-            else:
-                path.write_bytes(content)
+            path, out = _bad_file(Path(tmp) / "config.yaml", content), Path(tmp) / "run"
             argv = ["train", "--method", "equalize", "--config", str(path), "--out", str(out)]
             code, err = run_cli(argv, capsys)
             line = assert_one_line_error(code, err, path)
