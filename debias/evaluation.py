@@ -27,6 +27,8 @@ class EvalRequest:
     batch_size: int | str = 16
     seed: int = 1234
     log_samples: bool = True
+    # "gee-hf" (debias.scorer: the LM head only where requests are scored) or "hf" (lm-eval's HFLM)
+    scorer: str = "hf"
     extra_metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -74,6 +76,10 @@ def evaluate(model, tokenizer, request: EvalRequest, tokenizer_path: str | None 
 
     from harness_tasks import _data
 
+    if request.scorer == "gee-hf":
+        from debias.scorer import ScoredPositionsLM as HFLM  # noqa: N814  (a drop-in subclass)
+    elif request.scorer != "hf":
+        raise ValueError(f"unknown scorer {request.scorer!r}; expected 'gee-hf' or 'hf'")
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=request.batch_size)
     _join_processes(lm, model)
     started = time.time()
@@ -102,6 +108,7 @@ def evaluate(model, tokenizer, request: EvalRequest, tokenizer_path: str | None 
         "host": platform.node(),
         "wall_time_s": round(time.time() - started, 2),
         "processes": getattr(lm, "processes", 1),
+        "scorer": request.scorer,
     }
     return results
 
