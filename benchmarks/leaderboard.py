@@ -37,6 +37,8 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "equalize-no-anchor": ("equalize", ["--anchor-weight", "0"]),
     # the wider pair set (more shapes, both conditional directions, more subjects)
     "equalize-varied": ("equalize", ["--pairs", "varied"]),
+    # the anchor weight the select-half sweep (benchmarks/anchor_sweep.py) found best within the LMS budget
+    "equalize-anchor0.3": ("equalize", ["--anchor-weight", "0.3", "--steps", "120"]),
     "dpo": ("dpo", []),
     "dpo-sft-anchor": ("dpo", ["--sft-weight", "0.1"]),
     "gee": ("gee", ["--select-task", "gee_stereoset_select", "--select-metric", "ss"]),

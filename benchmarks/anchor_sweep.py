@@ -1,0 +1,74 @@
+"""Equalisation's retention-anchor weight against select-half SS and LMS (issue 13: what limits it).
+
+One ``cli.py train --method equalize`` per anchor weight (default pairs, 120 steps, a checkpoint every
+40), each scored on ``gee_stereoset_select`` by the shared select phase — the split hyper-parameters are
+chosen on; nothing here reads the report half. A run folder that already holds ``selection.json`` is
+read, not retrained. Writes benchmarks/results/anchor_sweep.json and prints one row per checkpoint.
+
+    DEBIAS_DATA_DIR=../shared/data python benchmarks/anchor_sweep.py [--weights 0 0.3 1] [--steps 120]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = Path(__file__).parent / "results" / "anchor_sweep.json"
+KEYS = ("ss", "ss_gender", "lms")
+
+
+def run_name(weight: float, steps: int) -> str:
+    return (
+        f"equalize-varied-no-anchor-{steps}" if weight == 0 else f"equalize-varied-anchor{weight:g}-{steps}"
+    )
+
+
+def main() -> None:
+    from debias.atomic import write_json_atomic
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.3])
+    parser.add_argument("--steps", type=int, default=120)
+    parser.add_argument("--check-every", type=int, default=40)
+    parser.add_argument("--runs", default=str(REPO / "runs" / "ablation"))
+    args = parser.parse_args()
+
+    rows = []
+    for weight in args.weights:
+        folder = Path(args.runs) / run_name(weight, args.steps)
+        if not (folder / "selection.json").is_file():
+            command = [sys.executable, str(REPO / "cli.py"), "train", "--method", "equalize"]
+            command += ["--anchor-weight", f"{weight:g}", "--steps", str(args.steps)]
+            command += ["--check-every", str(args.check_every), "--out", str(folder)]
+            subprocess.run(command + (["--resume"] if folder.exists() else []), check=True)
+        selection = json.loads((folder / "selection.json").read_text())
+        config = json.loads((folder / "config.json").read_text())["config"]
+        base = {k: selection["base"][k] for k in KEYS}
+        for step, metrics in selection["steps"].items():
+            rows.append(
+                {
+                    "anchor_weight": weight,
+                    "step": int(step),
+                    **{k: metrics[k] for k in KEYS},
+                    "lms_drop": base["lms"] - metrics["lms"],
+                    "kept": int(step) == selection["chosen_step"],
+                }
+            )
+        print(f"anchor weight {weight:g}: kept step {selection['chosen_step']} ({selection['why']})")
+        assert config["anchor_weight"] == weight and config["steps"] == args.steps
+    write_json_atomic(OUT, {"select_task": "gee_stereoset_select", "base": base, "rows": rows})
+    print(f"base: SS {base['ss']:.2f}, SS gender {base['ss_gender']:.2f}, LMS {base['lms']:.2f}")
+    for r in rows:
+        kept = "  kept" if r["kept"] else ""
+        print(
+            f"weight {r['anchor_weight']:<4g} step {r['step']:>4}: SS {r['ss']:.2f}  SS gender "
+            f"{r['ss_gender']:.2f}  LMS {r['lms']:.2f} (drop {r['lms_drop']:+.2f}){kept}"
+        )
+
+
+if __name__ == "__main__":
+    main()
