@@ -28,7 +28,7 @@ class EvalRequest:
     seed: int = 1234
     log_samples: bool = True
     # "gee-hf" (debias.scorer: the LM head only where requests are scored) or "hf" (lm-eval's HFLM)
-    scorer: str = "hf"
+    scorer: str = "gee-hf"
     extra_metadata: dict[str, Any] = field(default_factory=dict)
 
 

@@ -34,6 +34,7 @@ def base_cache_key(model_spec: str, request: evaluation.EvalRequest) -> str:
         "tasks": sorted(request.tasks),
         "limit": request.limit,
         "seed": request.seed,
+        "scorer": request.scorer,
         "lm_eval": importlib_metadata.version("lm-eval"),
         "task_files": _tasks_fingerprint(),
     }
