@@ -37,7 +37,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         log_samples=args.out is not None,
     )
     results = pipeline.evaluate_spec(args.model, request, args.adapter)
-    if not results or not evaluation.is_main_process():  # under `accelerate launch`: rank 0 reports
+    if not results:  # another process of an `accelerate launch`: the main process reports
         return 0
     if args.out:
         out = Path(args.out)

@@ -7,7 +7,6 @@ result file that says exactly what was measured (model hash, data sha256s, task 
 
 from __future__ import annotations
 
-import os
 import platform
 import time
 from dataclasses import dataclass, field
@@ -148,12 +147,6 @@ def _join_processes(lm, model) -> None:
     for name in ("loglikelihood", "loglikelihood_rolling", "generate_until"):
         setattr(lm, name, sharded(getattr(lm, name)))
     lm.processes = world
-
-
-def is_main_process() -> bool:
-    """False on the other processes of an ``accelerate launch``: they hold the same results, and only the
-    main process writes and prints them."""
-    return os.environ.get("RANK", "0") == "0"
 
 
 def library_versions() -> dict[str, str]:
