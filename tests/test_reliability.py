@@ -489,6 +489,53 @@ def test_gee_skips_a_step_whose_gradient_is_nan(tmp_path, smollm2, data_dir, mon
     )
 
 
+def test_dpo_skips_a_nan_step_and_stops_after_too_many(tmp_path, smollm2, data_dir, monkeypatch, reliability):
+    """TRL's loop gets the same guard: a NaN step changes no weight (nor AdamW's moments), is logged."""
+    from safetensors.torch import load_file
+    from trl import DPOTrainer
+
+    from debias import training
+    from debias.methods.dpo.recipe import DpoConfig
+    from debias.train_and_eval import train_adapter
+
+    real = DPOTrainer.compute_loss
+    calls = {"n": 0}
+
+    def poisoned(self, *args, **kwargs):
+        calls["n"] += 1
+        out = real(self, *args, **kwargs)
+        return out * float("nan") if calls["n"] in bad_calls else out
+
+    monkeypatch.setattr(DPOTrainer, "compute_loss", poisoned)
+    cfg = DpoConfig(steps=3, check_every=1, batch_size=2, max_pairs=8, heldout_max_pairs=4, select_task="")
+    bad_calls = {1}  # the first step's loss is NaN: its checkpoint must equal the untrained adapter
+    run = tmp_path / "skip"
+    train_adapter("dpo", cfg, run)
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [line for line in lines if "loss" in line]
+    assert [bool(line.get("skipped")) for line in steps] == [True, False, False]
+    first = load_file(str(run / "checkpoints" / "checkpoint-1" / "adapter_model.safetensors"))
+    lora_b = [t for name, t in first.items() if "lora_B" in name]
+    assert lora_b and all(torch.count_nonzero(t) == 0 for t in lora_b), "LoRA B starts at 0 and stays there"
+    last = load_file(str(run / "adapter" / "adapter_model.safetensors"))
+    assert all(torch.isfinite(t).all() for t in last.values())
+    assert any(torch.count_nonzero(t) > 0 for name, t in last.items() if "lora_B" in name)
+    reliability(
+        "training (dpo)", "NaN loss on one step", "update skipped (weights and moments unchanged), logged"
+    )
+
+    calls["n"] = 0
+    bad_calls = set(range(1, 100))
+    monkeypatch.setattr(training, "MAX_BAD_STEPS", 2)
+    with pytest.raises(training.TrainingDiverged, match="step 2: 2 consecutive"):
+        train_adapter("dpo", cfg, tmp_path / "stop")
+    reliability(
+        "training (dpo)",
+        "NaN loss on every step",
+        "stops after MAX_BAD_STEPS in a row: 'training stopped at step N'",
+    )
+
+
 # ------------------------------------------------------------------ processes: signals, kill -9, locks
 
 

@@ -14,11 +14,18 @@ weights). What TRL does not do, the recipe adds around it, each through the Trai
   ``selection.json``); training stops once SS has crossed 50 by more than ``overshoot_margin``; the
   shared select phase then keeps the checkpoint nearest 50 within the LMS budget;
 - exact resume: the Trainer's own ``resume_from_checkpoint`` from the latest checkpoint, after the run
-  folder's config check; a run the guard already stopped is not trained further.
+  folder's config check; a run the guard already stopped is not trained further;
+- the non-finite guard (``training.NonFiniteGuard``, as for every method): a step whose loss or
+  gradient is NaN/inf has its gradients dropped before the optimizer sees them (AdamW leaves a
+  parameter without a gradient untouched, moments included), is logged ``skipped: true``, and
+  ``MAX_BAD_STEPS`` in a row stop training with ``TrainingDiverged``; no adapter holding NaN/inf is
+  written (``training.check_finite`` before the last save). The guard's count of bad steps in a row
+  restarts on resume (the Trainer's checkpoint has no slot for it): at worst a few more skips.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections import defaultdict
@@ -233,6 +240,7 @@ class DpoRecipe(Recipe):
             output_dir=str(self.folder.checkpoints),
             max_steps=cfg.steps,
             per_device_train_batch_size=cfg.batch_size,
+            gradient_accumulation_steps=1,  # the non-finite guard checks each training step's gradient
             learning_rate=cfg.lr,
             lr_scheduler_type="linear",
             warmup_steps=cfg.warmup_steps,
@@ -257,13 +265,15 @@ class DpoRecipe(Recipe):
         )
         peft_config = training.lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets)
         log = training.MetricsLog(self.folder.metrics, truncate_after_step=_step(latest) if latest else None)
-        trainer = DPOTrainer(
+        self.guard = training.NonFiniteGuard(training.MAX_BAD_STEPS)
+        self.skipped_steps: set[int] = set()
+        trainer = _guarded(DPOTrainer, self)(
             model=self.model,
             args=args,
             train_dataset=dataset,
             processing_class=self.tokenizer,
             peft_config=peft_config,
-            callbacks=[_MetricsCallback(log), _GuardCallback(self, log)],
+            callbacks=[_MetricsCallback(log, self.skipped_steps), _GuardCallback(self, log)],
         )
         self.trainer = trainer
         self.policy = trainer.model
@@ -279,6 +289,7 @@ class DpoRecipe(Recipe):
         step = trainer.state.global_step if stopped is None else _step(latest)
         last = self.folder.checkpoints / f"checkpoint-{step}"
         if stopped is None and not last.is_dir():
+            training.check_finite(self.policy, last)
             trainer.save_model(str(last))  # the last step, when it is not a multiple of check_every
         summary = {
             "method": "dpo",
@@ -287,6 +298,7 @@ class DpoRecipe(Recipe):
             "pair_set": pair_data.fingerprint(cfg.pairs),
             "stopped_early": self.guard_stop is not None,
             "guard": self.guard_stop or "not triggered",
+            "skipped_steps": len(self.skipped_steps),
             # the last trained step's; each checkpoint's (the kept one's too) is in metrics.jsonl
             "heldout_at_last_step": self.heldout_scores(),
         }
@@ -312,6 +324,30 @@ class DpoRecipe(Recipe):
         )
 
 
+def _guarded(trainer_class, recipe: DpoRecipe):
+    """``trainer_class`` whose training step drops a non-finite update (see the module docstring).
+
+    The check sits in ``training_step`` (after backward, before clipping and the optimizer step) rather
+    than in a callback because only there are the loss and the gradients both at hand; it is exact
+    because the recipe never accumulates gradients over several training steps.
+    """
+
+    class GuardedTrainer(trainer_class):
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            loss = super().training_step(model, inputs, num_items_in_batch)
+            trainable = [p for p in model.parameters() if p.requires_grad and p.grad is not None]
+            grads = [p.grad.detach().float().norm() for p in trainable]
+            grad_norm = float(torch.stack(grads).norm()) if grads else 0.0
+            step = self.state.global_step + 1
+            if not recipe.guard.allow(step, float(loss), grad_norm if math.isfinite(grad_norm) else math.nan):
+                for p in trainable:
+                    p.grad = None  # the optimizer skips these parameters: no weight or moment changes
+                recipe.skipped_steps.add(step)
+            return loss
+
+    return GuardedTrainer
+
+
 def _device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -333,13 +369,15 @@ class _MetricsCallback(TrainerCallback):
         "grad_norm": "grad_norm",
     }
 
-    def __init__(self, log: training.MetricsLog) -> None:
-        self.log, self.last = log, None
+    def __init__(self, log: training.MetricsLog, skipped: set[int]) -> None:
+        self.log, self.last, self.skipped = log, None, skipped
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not logs or "loss" not in logs or not state.is_world_process_zero:
             return
-        record = {"step": state.global_step}
+        record: dict[str, Any] = {"step": state.global_step}
+        if state.global_step in self.skipped:
+            record["skipped"] = True
         record.update({ours: float(logs[theirs]) for theirs, ours in self.NAMES.items() if theirs in logs})
         now, tokens = time.perf_counter(), float(logs.get("num_tokens", 0.0))
         if self.last is not None and tokens > self.last[1]:
