@@ -14,6 +14,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
+from debias import launch
 from debias.run_folder import summary  # noqa: F401  (re-exported: how callers read a results dict)
 
 LIBRARIES = ("lm_eval", "torch", "transformers", "peft", "accelerate", "datasets")
@@ -124,9 +125,9 @@ def _join_processes(lm, model) -> None:
     import torch
     from accelerate import PartialState
 
-    state = PartialState(cpu=not torch.cuda.is_available())  # CPU processes join over gloo
-    if state.num_processes <= 1:
+    if launch.world_size() <= 1:
         return
+    state = PartialState(cpu=not torch.cuda.is_available())  # CPU processes join over gloo
     if model.device != state.device:
         model.to(state.device)
         lm._device = state.device

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from debias import launch
 from debias.atomic import write_json_atomic
 
 RUN = "run.json"
@@ -58,7 +59,7 @@ def exclusive(path: Path | str, what: str = "run") -> Iterator[None]:
     """
     import fcntl
 
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and os.environ.get("RANK", "0") != "0":
+    if launch.is_secondary():
         yield
         return
     folder = Path(path)

@@ -18,7 +18,6 @@ refused rather than silently mixed.
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from debias import evaluation, models, pipeline, probe, run_folder, selection
+from debias import evaluation, launch, models, pipeline, probe, run_folder, selection
 from debias.atomic import write_json_atomic
 from debias.methods import recipe_class
 from debias.methods.recipe import Recipe, selection_settings
@@ -129,7 +128,7 @@ def train_and_eval(
     render: Renderer | None = None,
 ) -> Path:
     """Run (or resume) every phase in ``out``; returns the report's path (``render`` writes it)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if launch.world_size() > 1:
         raise ValueError(
             "train-and-eval runs in one process; under accelerate launch run `cli.py train` "
             "(data-parallel training) or `cli.py eval` (data-parallel evaluation)"
