@@ -251,6 +251,21 @@ class NonFiniteGuard:
             self.consecutive, self.skipped = int(state["consecutive"]), int(state["skipped"])
 
 
+def advance_schedule(scheduler) -> None:
+    """``scheduler.step()`` after a step that may have skipped its update.
+
+    The schedule follows the step count, skipped or not, so a resumed run and an uninterrupted one
+    agree. When the very first update was the one skipped, torch warns that the scheduler stepped
+    before the optimizer; here that order is deliberate, so that one warning is silenced.
+    """
+    import re
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()` before"))
+        scheduler.step()
+
+
 def non_finite_parameters(model) -> list[str]:
     """Names of trainable parameters holding a NaN or inf (empty: the adapter is safe to save)."""
     return [name for name, p in model.named_parameters() if p.requires_grad and not torch.isfinite(p).all()]

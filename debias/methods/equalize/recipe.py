@@ -270,7 +270,7 @@ class EqualizeRecipe(Recipe):
             self.optimizer.step()
         else:  # a non-finite loss or gradient would poison the adapter: the update is skipped
             record["skipped"] = True
-        self.scheduler.step()
+        training.advance_schedule(self.scheduler)
         self.optimizer.zero_grad(set_to_none=True)
         record["tokens"] = tokens
         return record

@@ -434,7 +434,7 @@ class GeeRecipe(Recipe):
             self.optimizer.step()
         else:  # a non-finite loss or gradient would poison the adapter: the update is skipped
             record["skipped"] = True
-        self.scheduler.step()
+        training.advance_schedule(self.scheduler)
         self.optimizer.zero_grad(set_to_none=True)
         return record
 
