@@ -40,6 +40,19 @@ def test_squared_loss_and_unknown_kind():
         losses.equalize_loss(torch.tensor(1.0), "l1")  # type: ignore[arg-type]
 
 
+def test_mass_loss_by_hand():
+    # pair (0.2, 0.1) against base (0.4, 0.2): log 0.3 − log 0.6 = ln ½, squared 0.480453; a pair whose
+    # probability only moved between its two continuations (0.5, 0.1) vs (0.1, 0.5) costs nothing
+    ln = math.log
+    out = losses.mass_loss(
+        torch.tensor([ln(0.2), ln(0.5)]),
+        torch.tensor([ln(0.1), ln(0.1)]),
+        torch.tensor([ln(0.4), ln(0.1)]),
+        torch.tensor([ln(0.2), ln(0.5)]),
+    )
+    torch.testing.assert_close(out, torch.tensor([ln(0.5) ** 2, 0.0]), atol=1e-6, rtol=0)
+
+
 def test_sequence_logprobs_by_hand():
     # vocab 2; logits at positions 0, 1 predict tokens 1, 2: log_softmax([0, ln 3]) = (ln ¼, ln ¾)
     logits = torch.tensor([[[0.0, math.log(3.0)], [math.log(3.0), 0.0], [0.0, 0.0]]])
@@ -229,6 +242,21 @@ def test_run_on_the_default_model_and_exact_resume(tmp_path, smollm2, data_dir):
     assert a.keys() == b.keys()
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-7, msg=name)
+
+
+def test_mass_term_starts_at_zero_and_keeps_the_pairs_mass(tmp_path, smollm2, data_dir):
+    """The pair-mass term is 0 for a fresh adapter (the base *is* the model) and trains without error;
+    the held-out probe reports how far the pairs' total probability moved (0 before training)."""
+    from debias.train_and_eval import train_adapter
+
+    run = tmp_path / "mass"
+    train_adapter("equalize", EqualizeConfig(**{**TINY, "mass_weight": 1.0}), run)
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert lines[0]["mass_loss"] == pytest.approx(0.0, abs=1e-8)
+    assert all(line["mass_loss"] >= 0 for line in lines) and lines[-1]["mass_loss"] > 0
+    summary = json.loads((run / "config.json").read_text())["training"]
+    assert summary["probe_before"]["mean_log_mass_shift"] == pytest.approx(0.0, abs=1e-6)
+    assert summary["probe_after"]["mean_log_mass_shift"] != 0.0
 
 
 def test_cli_flags_and_bad_bias_type(tmp_path, capsys):

@@ -10,6 +10,12 @@ tie, not the reverse preference.
   ``Δ²/4``; far from it, it grows like ``|Δ|/2`` — a bounded gradient, so a few extreme pairs cannot
   dominate a batch. This is BiasEdit's symmetric-KL objective (arXiv 2503.08588) on sequence pairs.
 - ``squared``: ``Δ²``, the squared log-ratio (unbounded gradient; the first trial's loss).
+
+Both say only how the pair's probability should be *split*, not how much of it there should be: a tie
+reached by pushing the likelier continuation down leaves both less likely than other words in that
+slot, which is what a language-modelling score (StereoSet's LMS: meaningful vs unrelated) counts as
+damage. ``mass_loss`` pins the pair's total to the base model's, ``(log(p_a + p_b) − log(p⁰_a + p⁰_b))²``,
+so equalising has to move probability from one continuation to the other.
 """
 
 from __future__ import annotations
@@ -30,6 +36,13 @@ def equalize_loss(delta: torch.Tensor, kind: Loss = "sym_kl") -> torch.Tensor:
     raise ValueError(f"unknown equalisation loss {kind!r}; expected 'sym_kl' or 'squared'")
 
 
+def mass_loss(
+    logp_a: torch.Tensor, logp_b: torch.Tensor, base_a: torch.Tensor, base_b: torch.Tensor
+) -> torch.Tensor:
+    """Per pair: the squared change of the pair's log total probability from the base model's."""
+    return (torch.logaddexp(logp_a, logp_b) - torch.logaddexp(base_a, base_b)).square()
+
+
 def sequence_logprobs(
     logits: torch.Tensor, input_ids: torch.Tensor, score_mask: torch.Tensor, length_normalize: bool
 ) -> torch.Tensor:
@@ -46,4 +59,4 @@ def sequence_logprobs(
     return total / mask.sum(-1).clamp(min=1.0) if length_normalize else total
 
 
-__all__ = ["Loss", "equalize_loss", "sequence_logprobs"]
+__all__ = ["Loss", "equalize_loss", "mass_loss", "sequence_logprobs"]

@@ -5,7 +5,10 @@ with its counterpart; ``debias.data.bias_pairs``, ten bias types, both direction
 pair's log-ratio ``Δ = log p(stereotype) − log p(counterpart)`` to zero (``losses.equalize_loss``),
 after BiasEdit (arXiv 2503.08588). BiasEdit showed the cost of doing only that — without its retention
 term it lost 52–62 LMS points — so the recipe adds ``anchor_weight · KL(base ‖ tuned)`` on neutral text
-(``debias.anchor``), the base being the adapter disabled.
+(``debias.anchor``), the base being the adapter disabled, and optionally ``mass_weight`` times
+``losses.mass_loss``: the pair's total probability kept at the base model's (the adapter disabled,
+no gradient), so a tie is reached by moving probability between the two continuations rather than by
+lowering both.
 
 The adapter is LoRA on the MLP projections of the last ``lora_last_layers`` decoder layers (BiasEdit
 edits late MLPs; configurable). Every ``check_every`` steps a resumable checkpoint is written and the
@@ -54,6 +57,7 @@ class EqualizeConfig:
     anchor_batch_size: int = 4  # 4 texts x 64 tokens a step: the anchor costs about one extra forward
     anchor_max_tokens: int = 64
     anchor_probe_batches: int = 16  # held-out anchor text (every 10th text) probed at every check
+    mass_weight: float = 0.0  # weight of the pair-mass term (losses.mass_loss); 0 switches it off
     lr: float = 1e-3
     batch_size: int = 16  # pairs per step
     steps: int = 200
@@ -79,8 +83,8 @@ class EqualizeConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
-        if self.anchor_weight < 0 or self.lora_last_layers < 0:
-            raise ValueError("anchor_weight and lora_last_layers must be >= 0")
+        if self.anchor_weight < 0 or self.mass_weight < 0 or self.lora_last_layers < 0:
+            raise ValueError("anchor_weight, mass_weight and lora_last_layers must be >= 0")
         if self.loss not in ("sym_kl", "squared"):
             raise ValueError(f"loss must be 'sym_kl' or 'squared', got {self.loss!r}")
 
@@ -103,13 +107,21 @@ def pair_batch(tokenizer, pairs: Sequence[preference_pairs.PreferencePair]):
     return training.pad(rows, tokenizer.pad_token_id, marks=marks)
 
 
-def pair_deltas(model, tokenizer, pairs, length_normalize: bool, device) -> tuple[torch.Tensor, int]:
-    """(``Δ = log p(rejected) − log p(chosen)`` per pair, with graph when gradients are on; tokens)."""
+def pair_logprobs(
+    model, tokenizer, pairs, length_normalize: bool, device
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(log p(rejected), log p(chosen)) per pair, with graph when gradients are on; tokens read."""
     ids, attn, marks = pair_batch(tokenizer, pairs)
     ids, attn, marks = ids.to(device), attn.to(device), marks.to(device)
     logits = model(input_ids=ids, attention_mask=attn).logits
     seq = losses.sequence_logprobs(logits, ids, marks, length_normalize)
-    return seq[0::2] - seq[1::2], int(attn.sum())
+    return seq[0::2], seq[1::2], int(attn.sum())
+
+
+def pair_deltas(model, tokenizer, pairs, length_normalize: bool, device) -> tuple[torch.Tensor, int]:
+    """(``Δ = log p(rejected) − log p(chosen)`` per pair, with graph when gradients are on; tokens)."""
+    rejected, chosen, tokens = pair_logprobs(model, tokenizer, pairs, length_normalize, device)
+    return rejected - chosen, tokens
 
 
 def delta_stats(deltas: Sequence[float], bias_types: Sequence[str]) -> dict[str, Any]:
@@ -226,12 +238,20 @@ class EqualizeRecipe(Recipe):
         was_training = self.model.training
         self.model.eval()
         deltas: list[float] = []
+        shifts: list[float] = []
         for i in range(0, len(self.heldout), 32):
             chunk = self.heldout[i : i + 32]
-            chunk_deltas, _ = pair_deltas(self.model, self.tokenizer, chunk, cfg.length_normalize, device)
-            deltas += chunk_deltas.tolist()
+            args = (self.tokenizer, chunk, cfg.length_normalize, device)
+            rejected, chosen, _ = pair_logprobs(self.model, *args)
+            with self.model.disable_adapter():
+                base_rejected, base_chosen, _ = pair_logprobs(self.model, *args)
+            deltas += (rejected - chosen).tolist()
+            mass, base_mass = torch.logaddexp(rejected, chosen), torch.logaddexp(base_rejected, base_chosen)
+            shifts += (mass - base_mass).tolist()
         self.model.train(was_training)
         stats = delta_stats(deltas, [p.bias_type for p in self.heldout])
+        # how the pairs' total probability moved (nats; < 0: both continuations became less likely)
+        stats["mean_log_mass_shift"] = sum(shifts) / len(shifts)
         if self.anchor_probe is not None:
             self.anchor_probe.load_state_dict({"epoch": 0, "position": 0})  # the same texts every time
             stats["heldout_anchor_kl"] = anchor_text.mean_kl(
@@ -244,7 +264,10 @@ class EqualizeRecipe(Recipe):
         cfg, acc = self.cfg, self.accelerator
         pairs = [self.train_pairs[i] for i in self.sampler.take(cfg.batch_size)]
         local = pairs[acc.process_index :: acc.num_processes]
-        deltas, tokens = pair_deltas(self.model, self.tokenizer, local, cfg.length_normalize, acc.device)
+        rejected, chosen, tokens = pair_logprobs(
+            self.model, self.tokenizer, local, cfg.length_normalize, acc.device
+        )
+        deltas = rejected - chosen
         equalize = losses.equalize_loss(deltas, cfg.loss).mean()
         loss = equalize
         record: dict[str, Any] = {
@@ -252,6 +275,14 @@ class EqualizeRecipe(Recipe):
             "mean_delta": float(deltas.mean().detach()),
             "mean_abs_delta": float(deltas.abs().mean().detach()),
         }
+        if cfg.mass_weight > 0:
+            with torch.no_grad(), self.model.disable_adapter():
+                base_rejected, base_chosen, _ = pair_logprobs(
+                    self.model, self.tokenizer, local, cfg.length_normalize, acc.device
+                )
+            mass = losses.mass_loss(rejected, chosen, base_rejected, base_chosen).mean()
+            loss = loss + cfg.mass_weight * mass
+            record["mass_loss"] = float(mass.detach())
         if self.anchor is not None:
             kl, anchor_tokens = anchor_text.anchor_loss(self.model, self.anchor.next_batch(), acc.device)
             loss = loss + cfg.anchor_weight * kl
@@ -357,4 +388,4 @@ def _flat_probe(probe: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-__all__ = ["EqualizeConfig", "EqualizeRecipe", "delta_stats", "pair_batch", "pair_deltas"]
+__all__ = ["EqualizeConfig", "EqualizeRecipe", "delta_stats", "pair_batch", "pair_deltas", "pair_logprobs"]
