@@ -3,9 +3,12 @@
 One ``cli.py train --method equalize`` per anchor weight (default pairs, 120 steps, a checkpoint every
 40), each scored on ``gee_stereoset_select`` by the shared select phase — the split hyper-parameters are
 chosen on; nothing here reads the report half. A run folder that already holds ``selection.json`` is
-read, not retrained. Writes benchmarks/results/anchor_sweep.json and prints one row per checkpoint.
+read, not retrained. Writes benchmarks/results/anchor_sweep.json (or ``--out``) and prints one row
+per checkpoint. ``--mass-weights`` adds the pair-mass term (``--mass-weight``) to each anchor weight.
 
     DEBIAS_DATA_DIR=../shared/data python benchmarks/anchor_sweep.py [--weights 0 0.3 1] [--steps 120]
+    DEBIAS_DATA_DIR=../shared/data python benchmarks/anchor_sweep.py --weights 0 0.3 --mass-weights 1 \
+        --out benchmarks/results/mass_sweep.json
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ OUT = Path(__file__).parent / "results" / "anchor_sweep.json"
 KEYS = ("ss", "ss_gender", "lms")
 
 
-def run_name(weight: float, steps: int) -> str:
-    return (
-        f"equalize-varied-no-anchor-{steps}" if weight == 0 else f"equalize-varied-anchor{weight:g}-{steps}"
-    )
+def run_name(weight: float, steps: int, mass: float = 0.0) -> str:
+    anchor = "no-anchor" if weight == 0 else f"anchor{weight:g}"
+    name = f"equalize-varied-{anchor}-{steps}"
+    return name if mass == 0 else f"{name}-mass{mass:g}"
 
 
 def main() -> None:
@@ -34,15 +37,18 @@ def main() -> None:
     parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.3])
     parser.add_argument("--steps", type=int, default=120)
     parser.add_argument("--check-every", type=int, default=40)
+    parser.add_argument("--mass-weights", type=float, nargs="+", default=[0.0])
     parser.add_argument("--runs", default=str(REPO / "runs" / "ablation"))
+    parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
 
     rows = []
-    for weight in args.weights:
-        folder = Path(args.runs) / run_name(weight, args.steps)
+    for weight, mass in [(w, m) for w in args.weights for m in args.mass_weights]:
+        folder = Path(args.runs) / run_name(weight, args.steps, mass)
         if not (folder / "selection.json").is_file():
             command = [sys.executable, str(REPO / "cli.py"), "train", "--method", "equalize"]
             command += ["--anchor-weight", f"{weight:g}", "--steps", str(args.steps)]
+            command += ["--mass-weight", f"{mass:g}"] if mass else []
             command += ["--check-every", str(args.check_every), "--out", str(folder)]
             subprocess.run(command + (["--resume"] if folder.exists() else []), check=True)
         selection = json.loads((folder / "selection.json").read_text())
@@ -52,20 +58,24 @@ def main() -> None:
             rows.append(
                 {
                     "anchor_weight": weight,
+                    "mass_weight": mass,
                     "step": int(step),
                     **{k: metrics[k] for k in KEYS},
                     "lms_drop": base["lms"] - metrics["lms"],
                     "kept": int(step) == selection["chosen_step"],
                 }
             )
-        print(f"anchor weight {weight:g}: kept step {selection['chosen_step']} ({selection['why']})")
+        kept = f"kept step {selection['chosen_step']} ({selection['why']})"
+        print(f"anchor weight {weight:g}, mass weight {mass:g}: {kept}")
         assert config["anchor_weight"] == weight and config["steps"] == args.steps
-    write_json_atomic(OUT, {"select_task": "gee_stereoset_select", "base": base, "rows": rows})
+        assert config.get("mass_weight", 0.0) == mass
+    write_json_atomic(Path(args.out), {"select_task": "gee_stereoset_select", "base": base, "rows": rows})
     print(f"base: SS {base['ss']:.2f}, SS gender {base['ss_gender']:.2f}, LMS {base['lms']:.2f}")
     for r in rows:
         kept = "  kept" if r["kept"] else ""
         print(
-            f"weight {r['anchor_weight']:<4g} step {r['step']:>4}: SS {r['ss']:.2f}  SS gender "
+            f"weight {r['anchor_weight']:<4g} mass {r['mass_weight']:<3g} step {r['step']:>4}: "
+            f"SS {r['ss']:.2f}  SS gender "
             f"{r['ss_gender']:.2f}  LMS {r['lms']:.2f} (drop {r['lms_drop']:+.2f}){kept}"
         )
 
