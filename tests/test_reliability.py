@@ -602,6 +602,85 @@ def test_sigterm_during_training_checkpoints_and_resume_matches(
     )
 
 
+PCGU_PAIRS = [
+    {"prefix": "My sister is very", "advantaged": " gentle", "disadvantaged": " aggressive"},
+    {"prefix": "My brother is very", "advantaged": " aggressive", "disadvantaged": " gentle"},
+    {"prefix": "The nurse said that", "advantaged": " she", "disadvantaged": " he"},
+    {"prefix": "The engineer said that", "advantaged": " he", "disadvantaged": " she"},
+]
+KEPT_CASES = {  # methods that keep their last whole checkpoint on a signal and redo the rest on --resume
+    "dpo": (
+        "debias.methods.dpo.recipe",
+        "DpoConfig",
+        dict(steps=8, check_every=2, batch_size=2, max_pairs=8, heldout_max_pairs=4, select_task=""),
+        "checkpoints/checkpoint-2/COMPLETE",
+        "adapter_model.safetensors",
+    ),
+    "pcgu": (
+        "debias.methods.pcgu.recipe",
+        "PcguConfig",
+        dict(k=64, lr=1e-3, batch_size=2, epochs=6, select_task=""),
+        "checkpoints/epoch-1/sparse_adapter.json",
+        "sparse_adapter.safetensors",
+    ),
+}
+
+
+@pytest.mark.parametrize("method", list(KEPT_CASES))
+def test_sigterm_keeps_the_last_checkpoint_and_resume_matches(
+    method, tmp_path, smollm2, data_dir, reliability
+):
+    """A real ``cli.py train`` (TRL's loop / PCGU's epochs) gets SIGTERM after its first checkpoint;
+    it exits 130 naming what it kept, and ``--resume`` ends with the uninterrupted run's adapter. For
+    DPO a half-written checkpoint folder (what a kill inside the Trainer's save leaves) is also planted:
+    resume must ignore and remove it rather than load it."""
+    import importlib
+
+    from safetensors.torch import load_file
+
+    from debias.train_and_eval import train_adapter
+
+    module, config_name, cfg, first_checkpoint, weights = KEPT_CASES[method]
+    if method == "pcgu":
+        pairs = tmp_path / "pairs.jsonl"
+        pairs.write_text("".join(json.dumps(p) + "\n" for p in PCGU_PAIRS))
+        cfg = {**cfg, "pairs": str(pairs)}
+    config_class = getattr(importlib.import_module(module), config_name)
+    whole = tmp_path / "whole"
+    train_adapter(method, config_class(**cfg), whole)
+
+    cut = tmp_path / "cut"
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in cfg.items()]
+    argv = [sys.executable, str(REPO / "cli.py"), "train", "--method", method, "--out", str(cut), *flags]
+    child = subprocess.Popen(argv, env=_env(), stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and child.poll() is None and not (cut / first_checkpoint).is_file():
+        time.sleep(0.02)
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=300)
+    assert child.returncode == 130, err
+    assert "interrupted:" in err and "--resume" in err
+    assert not (cut / "adapter").exists(), "the signal arrived before the run finished"
+    if method == "dpo":
+        partial = cut / "checkpoints" / "checkpoint-6"
+        partial.mkdir(exist_ok=True)
+        (partial / "adapter_config.json").write_text('{"peft_type": "LO')  # cut off mid-write
+    resumed = subprocess.run([*argv, "--resume"], env=_env(), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    a = load_file(str(whole / "adapter" / weights))
+    b = load_file(str(cut / "adapter" / weights))
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6, msg=name)
+    reliability(
+        f"training (cli train, {method})",
+        "SIGTERM after the first checkpoint"
+        + (" + a half-written checkpoint planted" if method == "dpo" else ""),
+        "exit 130 naming the checkpoint kept; --resume redoes the rest and ends with the uninterrupted "
+        "run's adapter",
+    )
+
+
 WRITER = """
 import sys, json
 from harness_tasks._io import write_json_atomic

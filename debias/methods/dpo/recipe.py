@@ -13,8 +13,11 @@ weights). What TRL does not do, the recipe adds around it, each through the Trai
   scores it on the selection split through ``self.scorer`` (given by the orchestration, cached in
   ``selection.json``); training stops once SS has crossed 50 by more than ``overshoot_margin``; the
   shared select phase then keeps the checkpoint nearest 50 within the LMS budget;
-- exact resume: the Trainer's own ``resume_from_checkpoint`` from the latest checkpoint, after the run
-  folder's config check; a run the guard already stopped is not trained further;
+- exact resume: the Trainer's own ``resume_from_checkpoint`` from the latest *complete* checkpoint,
+  after the run folder's config check; a run the guard already stopped is not trained further. The
+  Trainer writes a checkpoint's files in place, one after another, so a kill mid-save leaves a folder
+  that looks like a checkpoint: a marker (``COMPLETE``, written atomically once ``on_save`` reports the
+  checkpoint whole) is what makes one count, and a folder without it is removed on resume;
 - the non-finite guard (``training.NonFiniteGuard``, as for every method): a step whose loss or
   gradient is NaN/inf has its gradients dropped before the optimizer sees them (AdamW leaves a
   parameter without a gradient untouched, moments included), is logged ``skipped: true``, and
@@ -192,8 +195,7 @@ class DpoRecipe(Recipe):
         self.write_config(self.model_ref, None, _device())
 
     # ------------------------------------------------------------------ checkpoints
-    def _checkpoints(self) -> list[Path]:
-        """The Trainer's ``checkpoint-N`` folders, in step order."""
+    def _checkpoint_folders(self) -> list[Path]:
         folder = self.folder.checkpoints
         found = (
             [p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
@@ -201,6 +203,10 @@ class DpoRecipe(Recipe):
             else []
         )
         return sorted(found, key=_step)
+
+    def _checkpoints(self) -> list[Path]:
+        """The Trainer's complete ``checkpoint-N`` folders (marked ``COMPLETE``), in step order."""
+        return [p for p in self._checkpoint_folders() if (p / COMPLETE).is_file()]
 
     def candidates(self) -> list[Candidate]:
         return [
@@ -226,6 +232,11 @@ class DpoRecipe(Recipe):
 
         cfg = self.cfg
         stopped = self._guard_stopped() if self.resume else None
+        if self.resume:  # what a kill during a save left behind: the steps after the last whole one are redone
+            import shutil
+
+            for partial in set(self._checkpoint_folders()) - set(self._checkpoints()):
+                shutil.rmtree(partial)
         found = self._checkpoints()
         latest = found[-1] if self.resume and found else None
         dataset = Dataset.from_list(
@@ -288,9 +299,10 @@ class DpoRecipe(Recipe):
             set_peft_model_state_dict(self.policy, load_file(str(latest / "adapter_model.safetensors")))
         step = trainer.state.global_step if stopped is None else _step(latest)
         last = self.folder.checkpoints / f"checkpoint-{step}"
-        if stopped is None and not last.is_dir():
+        if stopped is None and not (last / COMPLETE).is_file():
             training.check_finite(self.policy, last)
-            trainer.save_model(str(last))  # the last step, when it is not a multiple of check_every
+            trainer.save_model(str(last))
+            _mark_complete(last)  # the last step, when it is not a multiple of check_every
         summary = {
             "method": "dpo",
             "steps": step,
@@ -322,6 +334,15 @@ class DpoRecipe(Recipe):
         return reward_stats(
             chosen, rejected, ref_chosen, ref_rejected, self.cfg.beta, [p.bias_type for p in self.heldout]
         )
+
+
+COMPLETE = "COMPLETE"  # a checkpoint folder's last file: written only once the Trainer's save returned
+
+
+def _mark_complete(checkpoint: Path) -> None:
+    from debias.atomic import write_text_atomic
+
+    write_text_atomic(checkpoint / COMPLETE, "")
 
 
 def _guarded(trainer_class, recipe: DpoRecipe):
@@ -395,6 +416,8 @@ class _GuardCallback(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         recipe, cfg = self.recipe, self.recipe.cfg
         step = state.global_step
+        if state.is_world_process_zero:
+            _mark_complete(recipe.folder.checkpoints / f"checkpoint-{step}")
         record: dict[str, Any] = {"step": step, "check": True}
         heldout = recipe.heldout_scores()
         record["heldout_reward_accuracy"] = heldout["reward_accuracy"]
