@@ -22,6 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 OUT = Path(__file__).parent / "results" / "anchor_sweep.json"
 KEYS = ("ss", "ss_gender", "lms")
+PROBE_KEYS = ("heldout_mean_abs_delta", "heldout_mean_log_mass_shift", "heldout_anchor_kl")
 
 
 def run_name(weight: float, steps: int, mass: float = 0.0) -> str:
@@ -54,6 +55,12 @@ def main() -> None:
         selection = json.loads((folder / "selection.json").read_text())
         config = json.loads((folder / "config.json").read_text())["config"]
         base = {k: selection["base"][k] for k in KEYS}
+        # the training-side probe at each check (held-out pairs of other frames), beside the select scores
+        checks = {}
+        for line in (folder / "metrics.jsonl").read_text().splitlines():
+            record = json.loads(line)
+            if record.get("check"):
+                checks[record["step"]] = {k: v for k, v in record.items() if k in PROBE_KEYS}
         for step, metrics in selection["steps"].items():
             rows.append(
                 {
@@ -63,6 +70,7 @@ def main() -> None:
                     **{k: metrics[k] for k in KEYS},
                     "lms_drop": base["lms"] - metrics["lms"],
                     "kept": int(step) == selection["chosen_step"],
+                    **checks.get(int(step), {}),
                 }
             )
         kept = f"kept step {selection['chosen_step']} ({selection['why']})"
