@@ -32,11 +32,12 @@ RESULTS = Path(__file__).parent / "results"
 SUITE = "gee_heldout"
 
 # row name -> (method, extra flags); every flag not named is the method's default
+# (rows run before a default changed pin what they ran with, so each command still reproduces its row)
 ROWS: dict[str, tuple[str, list[str]]] = {
-    "equalize": ("equalize", ["--pairs", "builtin"]),
-    "equalize-no-anchor": ("equalize", ["--anchor-weight", "0"]),
+    "equalize": ("equalize", ["--pairs", "builtin", "--anchor-weight", "1", "--steps", "200"]),
+    "equalize-no-anchor": ("equalize", ["--anchor-weight", "0", "--steps", "200"]),
     # the wider pair set (more shapes, both conditional directions, more subjects)
-    "equalize-varied": ("equalize", ["--pairs", "varied"]),
+    "equalize-varied": ("equalize", ["--pairs", "varied", "--anchor-weight", "1", "--steps", "200"]),
     # the anchor weight the select-half sweep (benchmarks/anchor_sweep.py) found best within the LMS budget
     "equalize-anchor0.3": ("equalize", ["--anchor-weight", "0.3", "--steps", "120"]),
     "dpo": ("dpo", []),
@@ -66,6 +67,17 @@ def command(row: str, model: str, runs: Path) -> list[str]:
         "python", "cli.py", "train-and-eval", "--method", method, "--model", model,
         "--tasks", SUITE, "--out", str(out), *flags,
     ]  # fmt: skip
+
+
+def check_flags(row: str, config: dict[str, Any]) -> None:
+    """Each flag a row pins must equal what its stored run recorded, or its command would not reproduce it."""
+    flags = ROWS[row][1]
+    for flag, value in zip(flags[0::2], flags[1::2], strict=True):
+        recorded = config.get(flag[2:].replace("-", "_"))
+        numeric = isinstance(recorded, int | float) and not isinstance(recorded, bool)
+        same = str(recorded) == value or (numeric and float(recorded) == float(value))
+        if not same:
+            raise SystemExit(f"leaderboard row {row}: {flag} {value} but its run recorded {recorded!r}")
 
 
 def _row(comparison: dict[str, Any], task: str, metric: str) -> dict[str, Any] | None:
@@ -226,6 +238,10 @@ def main() -> None:
     results_path = RESULTS / "leaderboard.json"
     existing = json.loads(results_path.read_text()) if results_path.is_file() else {"rows": []}
     rows = {(r["model"], r["row"]): r for r in existing["rows"]}
+    for (model, name), r in rows.items():  # a stored row shows today's command, checked against its config
+        if name in ROWS:
+            check_flags(name, r["config"])
+            r["command"] = shlex.join(command(name, model, args.runs))
     for name in names:
         cmd = command(name, args.model, args.runs)
         folder = args.runs / args.model / name

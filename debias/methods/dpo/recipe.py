@@ -232,7 +232,7 @@ class DpoRecipe(Recipe):
 
         cfg = self.cfg
         stopped = self._guard_stopped() if self.resume else None
-        if self.resume:  # what a kill during a save left behind: the steps after the last whole one are redone
+        if self.resume:  # what a kill during a save left behind; steps after the last whole one are redone
             import shutil
 
             for partial in set(self._checkpoint_folders()) - set(self._checkpoints()):
