@@ -122,11 +122,11 @@ def _join_processes(lm, model) -> None:
     sharding is not used: it gathers per-sample metrics by the keys rank 0 happens to hold, which drops
     or crashes on per-subgroup metrics a shard lacks (CrowS-Pairs' pct_stereotype_<type>).
     """
+    if launch.world_size() <= 1:
+        return
     import torch
     from accelerate import PartialState
 
-    if launch.world_size() <= 1:
-        return
     state = PartialState(cpu=not torch.cuda.is_available())  # CPU processes join over gloo
     if model.device != state.device:
         model.to(state.device)

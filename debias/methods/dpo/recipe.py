@@ -28,7 +28,6 @@ weights). What TRL does not do, the recipe adds around it, each through the Trai
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from collections import defaultdict
@@ -360,7 +359,7 @@ def _guarded(trainer_class, recipe: DpoRecipe):
             grads = [p.grad.detach().float().norm() for p in trainable]
             grad_norm = float(torch.stack(grads).norm()) if grads else 0.0
             step = self.state.global_step + 1
-            if not recipe.guard.allow(step, float(loss), grad_norm if math.isfinite(grad_norm) else math.nan):
+            if not recipe.guard.allow(step, float(loss), grad_norm):
                 for p in trainable:
                     p.grad = None  # the optimizer skips these parameters: no weight or moment changes
                 recipe.skipped_steps.add(step)
