@@ -215,6 +215,7 @@ class EqualizeRecipe(Recipe):
                 self.tokenizer, self.anchor_heldout, cfg.anchor_batch_size, cfg.anchor_max_tokens, cfg.seed
             )
         self.step, self.probe_before = 0, None
+        self.heldout_base_mass: list[torch.Tensor] | None = None  # per probe chunk, set by the first probe
         checkpoint = training.latest_checkpoint(self.folder.checkpoints) if self.resume else None
         if checkpoint is not None:
             self.step, extra = training.load_checkpoint(
@@ -239,17 +240,23 @@ class EqualizeRecipe(Recipe):
         cfg, device = self.cfg, self.accelerator.device
         was_training = self.model.training
         self.model.eval()
+        chunks = [self.heldout[i : i + 32] for i in range(0, len(self.heldout), 32)]
+        if self.heldout_base_mass is None:  # the base model's never changes: scored once
+            with self.model.disable_adapter():
+                self.heldout_base_mass = [
+                    torch.logaddexp(
+                        *pair_logprobs(self.model, self.tokenizer, c, cfg.length_normalize, device)[:2]
+                    )
+                    for c in chunks
+                ]
         deltas: list[float] = []
         shifts: list[float] = []
-        for i in range(0, len(self.heldout), 32):
-            chunk = self.heldout[i : i + 32]
-            args = (self.tokenizer, chunk, cfg.length_normalize, device)
-            rejected, chosen, _ = pair_logprobs(self.model, *args)
-            with self.model.disable_adapter():
-                base_rejected, base_chosen, _ = pair_logprobs(self.model, *args)
+        for chunk, base_mass in zip(chunks, self.heldout_base_mass, strict=True):
+            rejected, chosen, _ = pair_logprobs(
+                self.model, self.tokenizer, chunk, cfg.length_normalize, device
+            )
             deltas += (rejected - chosen).tolist()
-            mass, base_mass = torch.logaddexp(rejected, chosen), torch.logaddexp(base_rejected, base_chosen)
-            shifts += (mass - base_mass).tolist()
+            shifts += (torch.logaddexp(rejected, chosen) - base_mass).tolist()
         self.model.train(was_training)
         stats = delta_stats(deltas, [p.bias_type for p in self.heldout])
         # how the pairs' total probability moved (nats; < 0: both continuations became less likely)
