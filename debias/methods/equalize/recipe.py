@@ -7,8 +7,8 @@ after BiasEdit (arXiv 2503.08588). BiasEdit showed the cost of doing only that �
 term it lost 52–62 LMS points — so the recipe adds ``anchor_weight · KL(base ‖ tuned)`` on neutral text
 (``debias.anchor``), the base being the adapter disabled, and optionally ``mass_weight`` times
 ``losses.mass_loss``: the pair's total probability kept at the base model's (the adapter disabled,
-no gradient), so a tie is reached by moving probability between the two continuations rather than by
-lowering both.
+no gradient), so a tie is reached by moving probability between the two continuations (off by
+default: with it StereoSet SS does not move; README).
 
 The adapter is LoRA on the MLP projections of the last ``lora_last_layers`` decoder layers (BiasEdit
 edits late MLPs; configurable). Every ``check_every`` steps a resumable checkpoint is written and the
@@ -259,7 +259,7 @@ class EqualizeRecipe(Recipe):
             shifts += (torch.logaddexp(rejected, chosen) - base_mass).tolist()
         self.model.train(was_training)
         stats = delta_stats(deltas, [p.bias_type for p in self.heldout])
-        # how the pairs' total probability moved (nats; < 0: both continuations became less likely)
+        # how the pairs' total probability moved (nats; > 0: together the two became more likely)
         stats["mean_log_mass_shift"] = sum(shifts) / len(shifts)
         if self.anchor_probe is not None:
             self.anchor_probe.load_state_dict({"epoch": 0, "position": 0})  # the same texts every time
