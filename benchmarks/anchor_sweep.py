@@ -32,6 +32,7 @@ def run_name(weight: float, steps: int, mass: float = 0.0) -> str:
 
 
 def main() -> None:
+    from debias import run_folder
     from debias.atomic import write_json_atomic
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -56,11 +57,11 @@ def main() -> None:
         config = json.loads((folder / "config.json").read_text())["config"]
         base = {k: selection["base"][k] for k in KEYS}
         # the training-side probe at each check (held-out pairs of other frames), beside the select scores
-        checks = {}
-        for line in (folder / "metrics.jsonl").read_text().splitlines():
-            record = json.loads(line)
-            if record.get("check"):
-                checks[record["step"]] = {k: v for k, v in record.items() if k in PROBE_KEYS}
+        checks = {
+            record["step"]: {k: v for k, v in record.items() if k in PROBE_KEYS}
+            for record in run_folder.read_jsonl(folder / run_folder.METRICS)
+            if record.get("check")
+        }
         for step, metrics in selection["steps"].items():
             rows.append(
                 {
