@@ -557,44 +557,59 @@ SIGNAL_CASES = {
 }
 
 
+def _whole_run_and_cli(method, module, config_name, cfg, tmp_path):
+    """Train the uninterrupted run in-process; return it, the cut run's folder and its ``cli.py`` argv."""
+    import importlib
+
+    from debias.train_and_eval import train_adapter
+
+    config_class = getattr(importlib.import_module(module), config_name)
+    whole = tmp_path / "whole"
+    train_adapter(method, config_class(**cfg), whole)
+    cut = tmp_path / "cut"
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in cfg.items()]
+    argv = [sys.executable, str(REPO / "cli.py"), "train", "--method", method, "--out", str(cut), *flags]
+    return whole, cut, argv
+
+
+def _sigterm_once(argv, ready) -> tuple[int, str]:
+    """Start ``argv``, send SIGTERM as soon as ``ready()`` (or after 300 s), return (exit status, stderr)."""
+    child = subprocess.Popen(argv, env=_env(), stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and child.poll() is None and not ready():
+        time.sleep(0.02)
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=300)
+    return child.returncode, err
+
+
+def _resume_matches(argv, whole, cut, weights: str) -> None:
+    """``--resume`` the cut run; its adapter must equal the uninterrupted run's."""
+    from safetensors.torch import load_file
+
+    resumed = subprocess.run([*argv, "--resume"], env=_env(), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    a = load_file(str(whole / "adapter" / weights))
+    b = load_file(str(cut / "adapter" / weights))
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6, msg=name)
+
+
 @pytest.mark.parametrize("method", list(SIGNAL_CASES))
 def test_sigterm_during_training_checkpoints_and_resume_matches(
     method, tmp_path, smollm2, data_dir, reliability
 ):
     """A real ``cli.py train`` gets SIGTERM mid-run; resumed, it ends with the uninterrupted adapter."""
-    import importlib
-
-    from safetensors.torch import load_file
-
-    from debias.train_and_eval import train_adapter
-
     module, config_name, cfg = SIGNAL_CASES[method]
-    config_class = getattr(importlib.import_module(module), config_name)
-    whole = tmp_path / "whole"
-    train_adapter(method, config_class(**cfg), whole)
-
-    cut = tmp_path / "cut"
-    flags = [f"--{k.replace('_', '-')}={v}" for k, v in cfg.items()]
-    argv = [sys.executable, str(REPO / "cli.py"), "train", "--method", method, "--out", str(cut), *flags]
-    child = subprocess.Popen(argv, env=_env(), stderr=subprocess.PIPE, text=True)
+    whole, cut, argv = _whole_run_and_cli(method, module, config_name, cfg, tmp_path)
     metrics = cut / "metrics.jsonl"
-    deadline = time.time() + 300
-    while time.time() < deadline and child.poll() is None:
-        if metrics.is_file() and len(metrics.read_text().splitlines()) >= 1:
-            break
-        time.sleep(0.05)
-    child.send_signal(signal.SIGTERM)
-    _, err = child.communicate(timeout=300)
-    assert child.returncode == 130, err
+    code, err = _sigterm_once(argv, lambda: metrics.is_file() and len(metrics.read_text().splitlines()) >= 1)
+    assert code == 130, err
     assert "checkpoint saved" in err
     stopped_at = len(metrics.read_text().splitlines())
     assert stopped_at < cfg["steps"], "the signal arrived before the run finished"
-    resumed = subprocess.run([*argv, "--resume"], env=_env(), capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr
-    a = load_file(str(whole / "adapter" / "adapter_model.safetensors"))
-    b = load_file(str(cut / "adapter" / "adapter_model.safetensors"))
-    for name in a:
-        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6, msg=name)
+    _resume_matches(argv, whole, cut, "adapter_model.safetensors")
     reliability(
         f"training (cli train, {method})",
         f"SIGTERM after step {stopped_at}",
@@ -634,44 +649,21 @@ def test_sigterm_keeps_the_last_checkpoint_and_resume_matches(
     it exits 130 naming what it kept, and ``--resume`` ends with the uninterrupted run's adapter. For
     DPO a half-written checkpoint folder (what a kill inside the Trainer's save leaves) is also planted:
     resume must ignore and remove it rather than load it."""
-    import importlib
-
-    from safetensors.torch import load_file
-
-    from debias.train_and_eval import train_adapter
-
     module, config_name, cfg, first_checkpoint, weights = KEPT_CASES[method]
     if method == "pcgu":
         pairs = tmp_path / "pairs.jsonl"
         pairs.write_text("".join(json.dumps(p) + "\n" for p in PCGU_PAIRS))
         cfg = {**cfg, "pairs": str(pairs)}
-    config_class = getattr(importlib.import_module(module), config_name)
-    whole = tmp_path / "whole"
-    train_adapter(method, config_class(**cfg), whole)
-
-    cut = tmp_path / "cut"
-    flags = [f"--{k.replace('_', '-')}={v}" for k, v in cfg.items()]
-    argv = [sys.executable, str(REPO / "cli.py"), "train", "--method", method, "--out", str(cut), *flags]
-    child = subprocess.Popen(argv, env=_env(), stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while time.time() < deadline and child.poll() is None and not (cut / first_checkpoint).is_file():
-        time.sleep(0.02)
-    child.send_signal(signal.SIGTERM)
-    _, err = child.communicate(timeout=300)
-    assert child.returncode == 130, err
+    whole, cut, argv = _whole_run_and_cli(method, module, config_name, cfg, tmp_path)
+    code, err = _sigterm_once(argv, lambda: (cut / first_checkpoint).is_file())
+    assert code == 130, err
     assert "interrupted:" in err and "--resume" in err
     assert not (cut / "adapter").exists(), "the signal arrived before the run finished"
     if method == "dpo":
         partial = cut / "checkpoints" / "checkpoint-6"
         partial.mkdir(exist_ok=True)
         (partial / "adapter_config.json").write_text('{"peft_type": "LO')  # cut off mid-write
-    resumed = subprocess.run([*argv, "--resume"], env=_env(), capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr
-    a = load_file(str(whole / "adapter" / weights))
-    b = load_file(str(cut / "adapter" / weights))
-    assert a.keys() == b.keys()
-    for name in a:
-        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6, msg=name)
+    _resume_matches(argv, whole, cut, weights)
     reliability(
         f"training (cli train, {method})",
         "SIGTERM after the first checkpoint"
