@@ -53,6 +53,18 @@ def test_mass_loss_by_hand():
     torch.testing.assert_close(out, torch.tensor([ln(0.5) ** 2, 0.0]), atol=1e-6, rtol=0)
 
 
+def test_counterfactual_jsd_by_hand():
+    # P = softmax([0, ln 3]) = (¼, ¾), Q = (¾, ¼), M = (½, ½): KL(P‖M) = ¼ ln ½ + ¾ ln 3/2 = 0.1308121,
+    # the same for Q, so JSD = 0.1308121; equal rows give 0; near-disjoint rows approach ln 2
+    ln3 = math.log(3.0)
+    a = torch.tensor([[0.0, ln3], [1.0, 2.0], [0.0, 40.0]])
+    b = torch.tensor([[ln3, 0.0], [1.0, 2.0], [40.0, 0.0]])
+    out = losses.counterfactual_jsd(a, b)
+    expected = 0.25 * math.log(0.5) + 0.75 * math.log(1.5)
+    torch.testing.assert_close(out, torch.tensor([expected, 0.0, math.log(2.0)]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(out, losses.counterfactual_jsd(b, a))  # symmetric
+
+
 def test_sequence_logprobs_by_hand():
     # vocab 2; logits at positions 0, 1 predict tokens 1, 2: log_softmax([0, ln 3]) = (ln ¼, ln ¾)
     logits = torch.tensor([[[0.0, math.log(3.0)], [math.log(3.0), 0.0], [0.0, 0.0]]])
@@ -97,6 +109,10 @@ def test_config_refuses_bad_values():
         EqualizeConfig(loss="l1")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="steps must be"):
         EqualizeConfig(steps=0)
+    with pytest.raises(ValueError, match="cf_weight must be >= 0"):
+        EqualizeConfig(cf_weight=-0.1)
+    with pytest.raises(ValueError, match="nothing to debias with"):
+        EqualizeConfig(pair_weight=0, cf_weight=0)
 
 
 # ------------------------------------------------------------------------------- the anchor on a tiny model
@@ -211,18 +227,21 @@ TINY = dict(
 
 
 def test_run_on_the_default_model_and_exact_resume(tmp_path, smollm2, data_dir):
-    """A 4-step run: logs, probes, anchor KL ≥ 0; a run killed after step 2 and resumed ends equal."""
+    """A 4-step run with every term on: logs, probes, anchor KL ≥ 0, counterfactual JSD > 0; a run
+    killed after step 2 and resumed ends equal (the pair, prompt-pair and anchor orders resume too)."""
     from debias.train_and_eval import train_adapter
 
-    cfg = EqualizeConfig(**TINY)
+    cfg = EqualizeConfig(**TINY, cf_weight=10.0, cf_batch_size=2)
     whole = tmp_path / "whole"
     train_adapter("equalize", cfg, whole)
     lines = [json.loads(line) for line in (whole / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == [1, 2, 3, 4]
     assert lines[0]["anchor_kl"] == pytest.approx(0.0, abs=1e-6)  # the adapter starts as the identity
     assert all(line["anchor_kl"] >= 0 and line["equalize_loss"] >= 0 for line in lines)
+    assert all(0 < line["cf_jsd"] < math.log(2) for line in lines)  # the groups differ a little
     checks = [line for line in lines if line.get("check")]
     assert [c["step"] for c in checks] == [2, 4] and "heldout_mean_abs_delta" in checks[0]
+    assert 0 < checks[0]["heldout_cf_jsd"] < math.log(2)
     config = json.loads((whole / "config.json").read_text())
     summary = config["training"]
     assert config["method"] == "equalize" and summary["chosen_step"] == 4

@@ -59,3 +59,18 @@ def test_varied_pairs_share_no_8_words_with_the_benchmarks(data_dir):
     for p in varied_pairs.generate("train") + varied_pairs.generate("heldout"):
         ours |= eight_grams(p.prompt + p.chosen) | eight_grams(p.prompt + p.rejected)
     assert not ours & benchmark
+
+
+def test_counterfactual_prompt_pairs_differ_only_in_the_subject_and_are_varied_pair_prompts():
+    """The distribution-matching term's prompts: the forward frames' prompts, both groups, split by frame."""
+    train, heldout = varied_pairs.prompt_pairs("train"), varied_pairs.prompt_pairs("heldout")
+    forward_prompts = {p.prompt for split in ("train", "heldout") for p in varied_pairs.generate(split)}
+    for a, b, _ in train + heldout:
+        assert a != b and a in forward_prompts and b in forward_prompts  # so the 8-gram test covers them
+    assert ("People often describe the woman as", "People often describe the man as", "gender") in train
+    assert ("Q: What word best fits the woman? A:", "Q: What word best fits the man? A:", "gender") in heldout
+    assert {p[0] for p in train}.isdisjoint({p[0] for p in heldout})
+    assert {p[2] for p in train} == set(bias_pairs.BIAS_TYPES)
+    # one row per (subject pair, frame): 20 training frames, 3 held-out ones
+    per_frame = Counter(p[2] for p in train)
+    assert per_frame["gender"] == 11 * 20 and Counter(p[2] for p in heldout)["gender"] == 11 * 5

@@ -159,6 +159,25 @@ def generate(split: str = "train") -> list[BiasPair]:
     return pairs
 
 
+def prompt_pairs(split: str = "train") -> list[tuple[str, str, str]]:
+    """(a forward frame about group A's subject i, the same frame about B's subject i, bias type).
+
+    Counterfactual prompts with no attribute: what the model says next should not depend on which
+    group the subject belongs to (the distribution-matching term of equalisation reads these). Every
+    forward frame of ``split``, every contrast with its extra subjects.
+    """
+    if split not in ("train", "heldout"):
+        raise ValueError(f"split must be 'train' or 'heldout', not {split!r}")
+    out = []
+    for contrast in contrasts():
+        for a, b in zip(contrast.group_a, contrast.group_b, strict=True):
+            for _, (prompt, _continuation) in _forward_frames(split):
+                first = _sentence_start(prompt.format(subject=a, Subject=_sentence_start(a)))
+                second = _sentence_start(prompt.format(subject=b, Subject=_sentence_start(b)))
+                out.append((first, second, contrast.bias_type))
+    return out
+
+
 def fingerprint() -> str:
     """A short hash of the set (text and split), recorded with every run that trains on it."""
     digest = hashlib.sha256()

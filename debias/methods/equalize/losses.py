@@ -11,7 +11,15 @@ tie, not the reverse preference.
   dominate a batch. This is BiasEdit's symmetric-KL objective (arXiv 2503.08588) on sequence pairs.
 - ``squared``: ``Δ²``, the squared log-ratio (unbounded gradient; the first trial's loss).
 
-Both say only how the pair's probability should be *split*, not how much of it there should be.
+``counterfactual_jsd`` is the other half of the recipe, after Auto-Debias (Guo et al., ACL 2022, which
+matched a masked LM's [MASK] distributions across demographic words): for two prompts that differ only
+in the group of their subject ("People often describe the woman as" / "... the man as"), the
+Jensen–Shannon divergence between the two next-token distributions. Where the pair losses equalise the
+attributes someone listed, this equalises every attribute the model might say next, and it pulls both
+distributions toward their mixture, so words neither prompt makes likely (StereoSet's unrelated
+options) stay unlikely. It is zero exactly when the group makes no difference to the next token.
+
+Both pair losses say only how the pair's probability should be *split*, not how much of it there should be.
 ``mass_loss`` pins the pair's total to the base model's, ``(log(p_a + p_b) − log(p⁰_a + p⁰_b))²``, so
 equalising has to move probability from one continuation to the other; the hope was that this would
 spare a language-modelling score (StereoSet's LMS). Measured on the default model (README, "pair-mass
@@ -44,6 +52,21 @@ def mass_loss(
     return (torch.logaddexp(logp_a, logp_b) - torch.logaddexp(base_a, base_b)).square()
 
 
+def counterfactual_jsd(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
+    """Per row: JSD(softmax(a), softmax(b)) in nats, ``½ KL(P‖M) + ½ KL(Q‖M)`` with ``M = (P + Q)/2``.
+
+    ``logits_*``: (rows, vocab). Float32 at least: a low-precision JSD of near-equal distributions is
+    mostly rounding error. Bounded by log 2.
+    """
+    dtype = torch.promote_types(logits_a.dtype, torch.float32)
+    log_p = torch.log_softmax(logits_a.to(dtype), dim=-1)
+    log_q = torch.log_softmax(logits_b.to(dtype), dim=-1)
+    log_m = torch.logaddexp(log_p, log_q) - torch.log(torch.tensor(2.0, dtype=dtype))
+    kl_pm = (log_p.exp() * (log_p - log_m)).sum(-1)
+    kl_qm = (log_q.exp() * (log_q - log_m)).sum(-1)
+    return 0.5 * (kl_pm + kl_qm)
+
+
 def sequence_logprobs(
     logits: torch.Tensor, input_ids: torch.Tensor, score_mask: torch.Tensor, length_normalize: bool
 ) -> torch.Tensor:
@@ -60,4 +83,4 @@ def sequence_logprobs(
     return total / mask.sum(-1).clamp(min=1.0) if length_normalize else total
 
 
-__all__ = ["Loss", "equalize_loss", "mass_loss", "sequence_logprobs"]
+__all__ = ["Loss", "counterfactual_jsd", "equalize_loss", "mass_loss", "sequence_logprobs"]

@@ -29,7 +29,7 @@ import torch
 
 from debias import anchor as anchor_text
 from debias import models, training
-from debias.data import preference_pairs
+from debias.data import preference_pairs, varied_pairs
 from debias.data.sampler import SeededCycle
 from debias.methods.equalize import losses
 from debias.methods.recipe import Candidate, Recipe
@@ -60,6 +60,11 @@ class EqualizeConfig:
     anchor_max_tokens: int = 64
     anchor_probe_batches: int = 16  # held-out anchor text (every 10th text) probed at every check
     mass_weight: float = 0.0  # weight of the pair-mass term (losses.mass_loss); 0 switches it off
+    pair_weight: float = 1.0  # weight of the pair equalisation loss; 0 trains on the other terms only
+    # weight of the counterfactual distribution-matching term (losses.counterfactual_jsd) on
+    # varied_pairs.prompt_pairs: the next-token distribution after a subject of either group made equal
+    cf_weight: float = 0.0
+    cf_batch_size: int = 16  # counterfactual prompt pairs per step
     lr: float = 1e-3
     batch_size: int = 16  # pairs per step
     steps: int = 120
@@ -80,13 +85,24 @@ class EqualizeConfig:
     def __post_init__(self) -> None:
         self.lora_targets = tuple(self.lora_targets)
         self.bias_types = tuple(self.bias_types)
-        for name in ("batch_size", "steps", "check_every", "anchor_batch_size", "anchor_probe_batches"):
+        for name in (
+            "batch_size",
+            "steps",
+            "check_every",
+            "anchor_batch_size",
+            "anchor_probe_batches",
+            "cf_batch_size",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
-        if self.anchor_weight < 0 or self.mass_weight < 0 or self.lora_last_layers < 0:
-            raise ValueError("anchor_weight, mass_weight and lora_last_layers must be >= 0")
+        if min(self.anchor_weight, self.mass_weight, self.pair_weight, self.cf_weight) < 0:
+            raise ValueError("anchor_weight, mass_weight, pair_weight and cf_weight must be >= 0")
+        if self.lora_last_layers < 0:
+            raise ValueError(f"lora_last_layers must be >= 0, got {self.lora_last_layers}")
+        if self.pair_weight == 0 and self.cf_weight == 0:
+            raise ValueError("pair_weight and cf_weight are both 0: nothing to debias with")
         if self.loss not in ("sym_kl", "squared"):
             raise ValueError(f"loss must be 'sym_kl' or 'squared', got {self.loss!r}")
 
@@ -124,6 +140,24 @@ def pair_deltas(model, tokenizer, pairs, length_normalize: bool, device) -> tupl
     """(``Δ = log p(rejected) − log p(chosen)`` per pair, with graph when gradients are on; tokens)."""
     rejected, chosen, tokens = pair_logprobs(model, tokenizer, pairs, length_normalize, device)
     return rejected - chosen, tokens
+
+
+def last_token_logits(model, tokenizer, prompts: Sequence[str], device) -> torch.Tensor:
+    """(rows, vocab): each prompt's next-token logits, with graph when gradients are on (right-padded)."""
+    rows = [tokenizer.encode(p, add_special_tokens=False) for p in prompts]
+    ids, attn, _ = training.pad(rows, tokenizer.pad_token_id)
+    ids, attn = ids.to(device), attn.to(device)
+    last = attn.sum(-1) - 1
+    logits = model(input_ids=ids, attention_mask=attn).logits  # the model's own head (softcaps included)
+    return logits[torch.arange(len(rows), device=device), last]
+
+
+def counterfactual_jsd(model, tokenizer, prompt_pairs, device) -> torch.Tensor:
+    """Per counterfactual prompt pair (a, b, bias type): JSD of the two next-token distributions."""
+    prompts = [p[0] for p in prompt_pairs] + [p[1] for p in prompt_pairs]
+    logits = last_token_logits(model, tokenizer, prompts, device)
+    n = len(prompt_pairs)
+    return losses.counterfactual_jsd(logits[:n], logits[n:])
 
 
 def delta_stats(deltas: Sequence[float], bias_types: Sequence[str]) -> dict[str, Any]:
@@ -175,6 +209,17 @@ class EqualizeRecipe(Recipe):
         if cfg.bias_types:
             heldout = [p for p in heldout if p.bias_type in cfg.bias_types] or heldout
         self.heldout = preference_pairs.subset(heldout, cfg.heldout_max_pairs, cfg.seed)
+        self.cf_train, self.cf_heldout = [], []
+        if cfg.cf_weight > 0:
+            wanted = set(cfg.bias_types)
+            self.cf_train = [p for p in varied_pairs.prompt_pairs("train") if not wanted or p[2] in wanted]
+            self.cf_heldout = preference_pairs.subset(
+                [p for p in varied_pairs.prompt_pairs("heldout") if not wanted or p[2] in wanted],
+                cfg.heldout_max_pairs,
+                cfg.seed,
+            )
+            if not (self.cf_train and self.cf_heldout):
+                raise ValueError(f"bias_types: no counterfactual prompts for {', '.join(cfg.bias_types)}")
         texts = anchor_text.load_texts(cfg.anchor_text) if cfg.anchor_weight > 0 else []
         # every 10th text is held out: the anchor probe never reads what the anchor trains on
         self.anchor_train = [t for i, t in enumerate(texts) if i % 10 != 0]
@@ -205,6 +250,7 @@ class EqualizeRecipe(Recipe):
             self.model, cfg.lr, cfg.weight_decay, cfg.warmup_steps, cfg.steps
         )
         self.sampler = SeededCycle(len(self.train_pairs), cfg.seed)
+        self.cf_sampler = SeededCycle(len(self.cf_train), cfg.seed + 1) if self.cf_train else None
         self.guard = training.NonFiniteGuard(training.MAX_BAD_STEPS)
         self.anchor = self.anchor_probe = None
         if cfg.anchor_weight > 0:
@@ -222,6 +268,8 @@ class EqualizeRecipe(Recipe):
                 checkpoint, self.model, self.optimizer, self.scheduler
             )
             self.sampler.load_state_dict(extra["sampler"])
+            if self.cf_sampler is not None:
+                self.cf_sampler.load_state_dict(extra["cf_sampler"])
             self.guard.load_state_dict(extra.get("guard"))
             if self.anchor is not None:
                 self.anchor.load_state_dict(extra["anchor"])
@@ -261,6 +309,13 @@ class EqualizeRecipe(Recipe):
         stats = delta_stats(deltas, [p.bias_type for p in self.heldout])
         # how the pairs' total probability moved (nats; > 0: together the two became more likely)
         stats["mean_log_mass_shift"] = sum(shifts) / len(shifts)
+        if self.cf_heldout:
+            jsd = [
+                float(v)
+                for i in range(0, len(self.cf_heldout), 32)
+                for v in counterfactual_jsd(self.model, self.tokenizer, self.cf_heldout[i : i + 32], device)
+            ]
+            stats["cf_jsd"] = sum(jsd) / len(jsd)
         if self.anchor_probe is not None:
             self.anchor_probe.load_state_dict({"epoch": 0, "position": 0})  # the same texts every time
             stats["heldout_anchor_kl"] = anchor_text.mean_kl(
@@ -273,17 +328,25 @@ class EqualizeRecipe(Recipe):
         cfg, acc = self.cfg, self.accelerator
         pairs = [self.train_pairs[i] for i in self.sampler.take(cfg.batch_size)]
         local = pairs[acc.process_index :: acc.num_processes]
-        rejected, chosen, tokens = pair_logprobs(
-            self.model, self.tokenizer, local, cfg.length_normalize, acc.device
-        )
+        # with pair_weight 0 (and no mass term) the pairs still run, without graph: their Δ is logged
+        with torch.set_grad_enabled(cfg.pair_weight > 0 or cfg.mass_weight > 0):
+            rejected, chosen, tokens = pair_logprobs(
+                self.model, self.tokenizer, local, cfg.length_normalize, acc.device
+            )
         deltas = rejected - chosen
         equalize = losses.equalize_loss(deltas, cfg.loss).mean()
-        loss = equalize
+        loss = cfg.pair_weight * equalize
         record: dict[str, Any] = {
             "equalize_loss": float(equalize.detach()),
             "mean_delta": float(deltas.mean().detach()),
             "mean_abs_delta": float(deltas.abs().mean().detach()),
         }
+        if self.cf_sampler is not None:
+            cf_pairs = [self.cf_train[i] for i in self.cf_sampler.take(cfg.cf_batch_size)]
+            cf_local = cf_pairs[acc.process_index :: acc.num_processes]
+            jsd = counterfactual_jsd(self.model, self.tokenizer, cf_local, acc.device).mean()
+            loss = loss + cfg.cf_weight * jsd
+            record["cf_jsd"] = float(jsd.detach())
         if cfg.mass_weight > 0:
             with torch.no_grad(), self.model.disable_adapter():
                 base_rejected, base_chosen, _ = pair_logprobs(
@@ -322,6 +385,8 @@ class EqualizeRecipe(Recipe):
 
         cfg = self.cfg
         anchor_state = "anchor KL weight " + (f"{cfg.anchor_weight:g}" if self.anchor else "0 (off)")
+        if self.cf_sampler is not None:
+            anchor_state += f", counterfactual JSD {cfg.cf_weight:g} ({len(self.cf_train)} prompt pairs)"
         print(f"equalize: {len(self.train_pairs)} pairs, {cfg.steps} steps, {anchor_state}", file=sys.stderr)
         bar = tqdm(total=cfg.steps, initial=self.step, desc="equalize", file=sys.stderr)
         throughput = training.Throughput()
@@ -366,6 +431,7 @@ class EqualizeRecipe(Recipe):
     def checkpoint(self) -> None:
         extra = {
             "sampler": self.sampler.state_dict(),
+            "cf_sampler": self.cf_sampler.state_dict() if self.cf_sampler is not None else None,
             "guard": self.guard.state_dict(),
             "anchor": self.anchor.state_dict() if self.anchor is not None else None,
             "probe_before": self.probe_before,
