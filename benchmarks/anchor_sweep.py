@@ -4,11 +4,15 @@ One ``cli.py train --method equalize`` per anchor weight (default pairs, 120 ste
 40), each scored on ``gee_stereoset_select`` by the shared select phase — the split hyper-parameters are
 chosen on; nothing here reads the report half. A run folder that already holds ``selection.json`` is
 read, not retrained. Writes benchmarks/results/anchor_sweep.json (or ``--out``) and prints one row
-per checkpoint. ``--mass-weights`` adds the pair-mass term (``--mass-weight``) to each anchor weight.
+per checkpoint. ``--mass-weights`` adds the pair-mass term (``--mass-weight``) to each anchor weight,
+``--cf-weights`` the counterfactual distribution-matching term (``--cf-weight``), and ``--pair-weights``
+scales the pair loss (0: the other terms alone).
 
     DEBIAS_DATA_DIR=../shared/data python benchmarks/anchor_sweep.py [--weights 0 0.3 1] [--steps 120]
     DEBIAS_DATA_DIR=../shared/data python benchmarks/anchor_sweep.py --weights 0 0.3 --mass-weights 1 \
         --out benchmarks/results/mass_sweep.json
+    DEBIAS_DATA_DIR=../shared/data python benchmarks/anchor_sweep.py --weights 0.3 --cf-weights 10 \
+        --pair-weights 1 0 --out benchmarks/results/cf_sweep.json
 """
 
 from __future__ import annotations
@@ -22,13 +26,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 OUT = Path(__file__).parent / "results" / "anchor_sweep.json"
 KEYS = ("ss", "ss_gender", "lms")
-PROBE_KEYS = ("heldout_mean_abs_delta", "heldout_mean_log_mass_shift", "heldout_anchor_kl")
+PROBE_KEYS = ("heldout_mean_abs_delta", "heldout_mean_log_mass_shift", "heldout_anchor_kl", "heldout_cf_jsd")
 
 
-def run_name(weight: float, steps: int, mass: float = 0.0) -> str:
+def run_name(weight: float, steps: int, mass: float = 0.0, cf: float = 0.0, pair: float = 1.0) -> str:
     anchor = "no-anchor" if weight == 0 else f"anchor{weight:g}"
     name = f"equalize-varied-{anchor}-{steps}"
-    return name if mass == 0 else f"{name}-mass{mass:g}"
+    name = name if mass == 0 else f"{name}-mass{mass:g}"
+    name = name if cf == 0 else f"{name}-cf{cf:g}"
+    return name if pair == 1 else f"{name}-pair{pair:g}"
 
 
 def main() -> None:
@@ -40,17 +46,28 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=120)
     parser.add_argument("--check-every", type=int, default=40)
     parser.add_argument("--mass-weights", type=float, nargs="+", default=[0.0])
+    parser.add_argument("--cf-weights", type=float, nargs="+", default=[0.0])
+    parser.add_argument("--pair-weights", type=float, nargs="+", default=[1.0])
     parser.add_argument("--runs", default=str(REPO / "runs" / "ablation"))
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
 
     rows = []
-    for weight, mass in [(w, m) for w in args.weights for m in args.mass_weights]:
-        folder = Path(args.runs) / run_name(weight, args.steps, mass)
+    grid = [
+        (w, m, c, p)
+        for w in args.weights
+        for m in args.mass_weights
+        for c in args.cf_weights
+        for p in args.pair_weights
+    ]
+    for weight, mass, cf, pair in grid:
+        folder = Path(args.runs) / run_name(weight, args.steps, mass, cf, pair)
         if not (folder / "selection.json").is_file():
             command = [sys.executable, str(REPO / "cli.py"), "train", "--method", "equalize"]
             command += ["--anchor-weight", f"{weight:g}", "--steps", str(args.steps)]
             command += ["--mass-weight", f"{mass:g}"] if mass else []
+            command += ["--cf-weight", f"{cf:g}"] if cf else []
+            command += ["--pair-weight", f"{pair:g}"] if pair != 1 else []
             command += ["--check-every", str(args.check_every), "--out", str(folder)]
             subprocess.run(command + (["--resume"] if folder.exists() else []), check=True)
         selection = json.loads((folder / "selection.json").read_text())
@@ -67,6 +84,8 @@ def main() -> None:
                 {
                     "anchor_weight": weight,
                     "mass_weight": mass,
+                    "cf_weight": cf,
+                    "pair_weight": pair,
                     "step": int(step),
                     **{k: metrics[k] for k in KEYS},
                     "lms_drop": base["lms"] - metrics["lms"],
@@ -75,15 +94,17 @@ def main() -> None:
                 }
             )
         kept = f"kept step {selection['chosen_step']} ({selection['why']})"
-        print(f"anchor weight {weight:g}, mass weight {mass:g}: {kept}")
+        print(f"anchor weight {weight:g}, mass {mass:g}, cf {cf:g}, pair {pair:g}: {kept}")
         assert config["anchor_weight"] == weight and config["steps"] == args.steps
-        assert config.get("mass_weight", 0.0) == mass
+        assert config.get("mass_weight", 0.0) == mass and config.get("cf_weight", 0.0) == cf
+        assert config.get("pair_weight", 1.0) == pair
     write_json_atomic(Path(args.out), {"select_task": "gee_stereoset_select", "base": base, "rows": rows})
     print(f"base: SS {base['ss']:.2f}, SS gender {base['ss_gender']:.2f}, LMS {base['lms']:.2f}")
     for r in rows:
         kept = "  kept" if r["kept"] else ""
         print(
-            f"weight {r['anchor_weight']:<4g} mass {r['mass_weight']:<3g} step {r['step']:>4}: "
+            f"weight {r['anchor_weight']:<4g} mass {r['mass_weight']:<3g} cf {r['cf_weight']:<3g} "
+            f"pair {r['pair_weight']:<3g} step {r['step']:>4}: "
             f"SS {r['ss']:.2f}  SS gender "
             f"{r['ss_gender']:.2f}  LMS {r['lms']:.2f} (drop {r['lms_drop']:+.2f}){kept}"
         )

@@ -137,7 +137,7 @@ def main() -> None:
     if args.summarize:
         return summarize()
 
-    from debias import evaluation
+    from debias import evaluation, memory
     from debias.methods.equalize.recipe import EqualizeConfig, EqualizeRecipe
 
     cfg = EqualizeConfig(steps=args.steps, check_every=10**9, select_task="")
@@ -150,6 +150,7 @@ def main() -> None:
         samples.append({"step": 0, "event": "setup", "rss_mb": rss_mb()})
         for step in range(1, args.steps + 1):
             recipe.train_step()
+            memory.release_freed_memory()  # what every recipe's loop does after a step
             recipe.step = step
             samples.append({"step": step, "event": "train", "rss_mb": rss_mb()})
             if step in evals_at:

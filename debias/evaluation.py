@@ -14,7 +14,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from debias import launch
+from debias import launch, memory
 from debias.run_folder import summary  # noqa: F401  (re-exported: how callers read a results dict)
 
 LIBRARIES = ("lm_eval", "torch", "transformers", "peft", "accelerate", "datasets")
@@ -96,6 +96,7 @@ def evaluate(model, tokenizer, request: EvalRequest, tokenizer_path: str | None 
         torch_random_seed=request.seed,
         fewshot_random_seed=request.seed,
     )
+    memory.release_freed_memory()  # the evaluation's batches are gone; so is their heap
     if results is None:  # not the main process of an `accelerate launch`
         return {}
     results["provenance"] = {

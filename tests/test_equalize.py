@@ -65,6 +65,17 @@ def test_counterfactual_jsd_by_hand():
     torch.testing.assert_close(out, losses.counterfactual_jsd(b, a))  # symmetric
 
 
+def test_mixture_kl_by_hand():
+    # base rows (¼, ¾) and (¾, ¼) average to M = (½, ½); tuned a = (¼, ¾): KL(M‖a) = ½ ln 2 + ½ ln ⅔
+    # = ½ ln 4/3 = 0.1438410; tuned b = (½, ½): 0. Tuned = base mixture on both sides: 0.
+    ln3 = math.log(3.0)
+    base_a, base_b = torch.tensor([[0.0, ln3]]), torch.tensor([[ln3, 0.0]])
+    out = losses.mixture_kl(base_a, base_b, torch.tensor([[0.0, ln3]]), torch.tensor([[0.0, 0.0]]))
+    torch.testing.assert_close(out, torch.tensor([0.5 * math.log(4 / 3)]), atol=1e-6, rtol=0)
+    zero = losses.mixture_kl(base_a, base_b, torch.tensor([[5.0, 5.0]]), torch.tensor([[0.0, 0.0]]))
+    torch.testing.assert_close(zero, torch.tensor([0.0]), atol=1e-7, rtol=0)
+
+
 def test_sequence_logprobs_by_hand():
     # vocab 2; logits at positions 0, 1 predict tokens 1, 2: log_softmax([0, ln 3]) = (ln ¼, ln ¾)
     logits = torch.tensor([[[0.0, math.log(3.0)], [math.log(3.0), 0.0], [0.0, 0.0]]])
@@ -113,6 +124,8 @@ def test_config_refuses_bad_values():
         EqualizeConfig(cf_weight=-0.1)
     with pytest.raises(ValueError, match="nothing to debias with"):
         EqualizeConfig(pair_weight=0, cf_weight=0)
+    with pytest.raises(ValueError, match="cf_loss must be"):
+        EqualizeConfig(cf_loss="kl")
 
 
 # ------------------------------------------------------------------------------- the anchor on a tiny model
@@ -226,14 +239,18 @@ TINY = dict(
 )
 
 
-def test_run_on_the_default_model_and_exact_resume(tmp_path, smollm2, data_dir):
+def test_run_on_the_default_model_and_exact_resume(tmp_path, smollm2, data_dir, monkeypatch):
     """A 4-step run with every term on: logs, probes, anchor KL ≥ 0, counterfactual JSD > 0; a run
     killed after step 2 and resumed ends equal (the pair, prompt-pair and anchor orders resume too)."""
+    from debias import memory
     from debias.train_and_eval import train_adapter
 
     cfg = EqualizeConfig(**TINY, cf_weight=10.0, cf_batch_size=2)
     whole = tmp_path / "whole"
+    released = []
+    monkeypatch.setattr(memory, "release_freed_memory", lambda: released.append(1))
     train_adapter("equalize", cfg, whole)
+    assert len(released) >= cfg.steps  # the freed heap goes back to the OS after every step
     lines = [json.loads(line) for line in (whole / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == [1, 2, 3, 4]
     assert lines[0]["anchor_kl"] == pytest.approx(0.0, abs=1e-6)  # the adapter starts as the identity

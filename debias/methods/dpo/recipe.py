@@ -39,7 +39,7 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
-from debias import models, training
+from debias import memory, models, training
 from debias.data import preference_pairs as pair_data
 from debias.methods.recipe import Candidate, Recipe
 from debias.models import DEFAULT_MODEL
@@ -283,7 +283,11 @@ class DpoRecipe(Recipe):
             train_dataset=dataset,
             processing_class=self.tokenizer,
             peft_config=peft_config,
-            callbacks=[_MetricsCallback(log, self.skipped_steps), _GuardCallback(self, log)],
+            callbacks=[
+                _MetricsCallback(log, self.skipped_steps),
+                _GuardCallback(self, log),
+                _ReleaseMemoryCallback(),
+            ],
         )
         self.trainer = trainer
         self.policy = trainer.model
@@ -404,6 +408,13 @@ class _MetricsCallback(TrainerCallback):
             record["tokens_per_s"] = round((tokens - self.last[1]) / max(now - self.last[0], 1e-9), 1)
         self.last = (now, tokens)
         self.log.write(record)
+
+
+class _ReleaseMemoryCallback(TrainerCallback):
+    """After every optimizer step, the freed heap back to the OS (``debias.memory``), as in every loop."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        memory.release_freed_memory()
 
 
 class _GuardCallback(TrainerCallback):

@@ -18,6 +18,10 @@ Jensen–Shannon divergence between the two next-token distributions. Where the 
 attributes someone listed, this equalises every attribute the model might say next, and it pulls both
 distributions toward their mixture, so words neither prompt makes likely (StereoSet's unrelated
 options) stay unlikely. It is zero exactly when the group makes no difference to the next token.
+``mixture_kl`` gives both prompts a fixed target instead: the *base* model's average of the two
+distributions, ``KL(M⁰‖P_a) + KL(M⁰‖P_b)`` with ``M⁰ = (P⁰_a + P⁰_b)/2``. JSD is satisfied by any
+common distribution (the two could drift together anywhere); the mixture target says which one — what
+the base model would say about a person of either group — so the term anchors as it equalises.
 
 Both pair losses say only how the pair's probability should be *split*, not how much of it there should be.
 ``mass_loss`` pins the pair's total to the base model's, ``(log(p_a + p_b) − log(p⁰_a + p⁰_b))²``, so
@@ -67,6 +71,26 @@ def counterfactual_jsd(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.
     return 0.5 * (kl_pm + kl_qm)
 
 
+def mixture_kl(base_a: torch.Tensor, base_b: torch.Tensor, logits_a: torch.Tensor, logits_b: torch.Tensor):
+    """Per row: ``KL(M⁰‖softmax(a)) + KL(M⁰‖softmax(b))``, ``M⁰`` the mean of the base rows' softmaxes.
+
+    ``base_*`` carry no gradient (the base model's logits); the result is 0 exactly when both tuned
+    distributions equal the base mixture.
+    """
+    dtype = torch.promote_types(logits_a.dtype, torch.float32)
+    log2 = torch.log(torch.tensor(2.0, dtype=dtype))
+    log_m = (
+        torch.logaddexp(
+            torch.log_softmax(base_a.to(dtype), dim=-1), torch.log_softmax(base_b.to(dtype), dim=-1)
+        )
+        - log2
+    )
+    m = log_m.exp()
+    kl_a = (m * (log_m - torch.log_softmax(logits_a.to(dtype), dim=-1))).sum(-1)
+    kl_b = (m * (log_m - torch.log_softmax(logits_b.to(dtype), dim=-1))).sum(-1)
+    return kl_a + kl_b
+
+
 def sequence_logprobs(
     logits: torch.Tensor, input_ids: torch.Tensor, score_mask: torch.Tensor, length_normalize: bool
 ) -> torch.Tensor:
@@ -83,4 +107,4 @@ def sequence_logprobs(
     return total / mask.sum(-1).clamp(min=1.0) if length_normalize else total
 
 
-__all__ = ["Loss", "counterfactual_jsd", "equalize_loss", "mass_loss", "sequence_logprobs"]
+__all__ = ["Loss", "counterfactual_jsd", "equalize_loss", "mass_loss", "mixture_kl", "sequence_logprobs"]

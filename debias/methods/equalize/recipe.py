@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from debias import anchor as anchor_text
-from debias import models, training
+from debias import memory, models, training
 from debias.data import preference_pairs, varied_pairs
 from debias.data.sampler import SeededCycle
 from debias.methods.equalize import losses
@@ -64,6 +64,9 @@ class EqualizeConfig:
     # weight of the counterfactual distribution-matching term (losses.counterfactual_jsd) on
     # varied_pairs.prompt_pairs: the next-token distribution after a subject of either group made equal
     cf_weight: float = 0.0
+    # "jsd": the two distributions made equal; "base_mixture": both pulled to the base model's average of
+    # the two (losses.mixture_kl), a target that also anchors
+    cf_loss: str = "jsd"
     cf_batch_size: int = 16  # counterfactual prompt pairs per step
     lr: float = 1e-3
     batch_size: int = 16  # pairs per step
@@ -103,6 +106,8 @@ class EqualizeConfig:
             raise ValueError(f"lora_last_layers must be >= 0, got {self.lora_last_layers}")
         if self.pair_weight == 0 and self.cf_weight == 0:
             raise ValueError("pair_weight and cf_weight are both 0: nothing to debias with")
+        if self.cf_loss not in ("jsd", "base_mixture"):
+            raise ValueError(f"cf_loss must be 'jsd' or 'base_mixture', got {self.cf_loss!r}")
         if self.loss not in ("sym_kl", "squared"):
             raise ValueError(f"loss must be 'sym_kl' or 'squared', got {self.loss!r}")
 
@@ -158,6 +163,22 @@ def counterfactual_jsd(model, tokenizer, prompt_pairs, device) -> torch.Tensor:
     logits = last_token_logits(model, tokenizer, prompts, device)
     n = len(prompt_pairs)
     return losses.counterfactual_jsd(logits[:n], logits[n:])
+
+
+def counterfactual_loss(
+    model, tokenizer, prompt_pairs, kind: str, device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the training term per pair, the JSD per pair): ``kind`` "jsd" or "base_mixture" (the base is
+    the adapter disabled)."""
+    prompts = [p[0] for p in prompt_pairs] + [p[1] for p in prompt_pairs]
+    n = len(prompt_pairs)
+    logits = last_token_logits(model, tokenizer, prompts, device)
+    jsd = losses.counterfactual_jsd(logits[:n], logits[n:])
+    if kind == "jsd":
+        return jsd, jsd
+    with torch.no_grad(), model.disable_adapter():
+        base = last_token_logits(model, tokenizer, prompts, device)
+    return losses.mixture_kl(base[:n], base[n:], logits[:n], logits[n:]), jsd
 
 
 def delta_stats(deltas: Sequence[float], bias_types: Sequence[str]) -> dict[str, Any]:
@@ -344,9 +365,11 @@ class EqualizeRecipe(Recipe):
         if self.cf_sampler is not None:
             cf_pairs = [self.cf_train[i] for i in self.cf_sampler.take(cfg.cf_batch_size)]
             cf_local = cf_pairs[acc.process_index :: acc.num_processes]
-            jsd = counterfactual_jsd(self.model, self.tokenizer, cf_local, acc.device).mean()
-            loss = loss + cfg.cf_weight * jsd
-            record["cf_jsd"] = float(jsd.detach())
+            term, jsd = counterfactual_loss(self.model, self.tokenizer, cf_local, cfg.cf_loss, acc.device)
+            loss = loss + cfg.cf_weight * term.mean()
+            record["cf_jsd"] = float(jsd.mean().detach())
+            if cfg.cf_loss != "jsd":
+                record["cf_loss"] = float(term.mean().detach())
         if cfg.mass_weight > 0:
             with torch.no_grad(), self.model.disable_adapter():
                 base_rejected, base_chosen, _ = pair_logprobs(
@@ -402,6 +425,7 @@ class EqualizeRecipe(Recipe):
                         record.update({"check": True, **_flat_probe(probe)})
                         self.checkpoint()
                     self.log.write(record)
+                    memory.release_freed_memory()
                     bar.update(1)
                     bar.set_postfix(loss=f"{record['loss']:.4f}", delta=f"{record['mean_abs_delta']:.3f}")
                     if stop_after is not None and self.step >= stop_after:

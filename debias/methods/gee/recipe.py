@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import torch
 
-from debias import models, training
+from debias import memory, models, training
 from debias.data import independent_probe
 from debias.methods.gee import losses
 from debias.methods.recipe import Candidate, Recipe
@@ -469,6 +469,7 @@ class GeeRecipe(Recipe):
                         self.log.write(metrics)
                     if cfg.log_with:
                         acc.log(_flat(metrics), step=self.step)
+                    memory.release_freed_memory()
                     bar.update(1)
                     bar.set_postfix(
                         loss=f"{metrics['loss']:.4f}",

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import torch
 
-from debias import models, sparse_adapter, training
+from debias import memory, models, sparse_adapter, training
 from debias.methods.pcgu import partition
 from debias.methods.pcgu.pairs import Pair, load_pairs
 from debias.methods.recipe import Candidate, Recipe
@@ -229,6 +229,7 @@ class PcguRecipe(Recipe):
                 step += 1
                 metrics.update(epoch=epoch, step=step, step_s=round(time.perf_counter() - started, 3))
                 log.write(metrics)
+                memory.release_freed_memory()
                 bar.update(1)
                 bar.set_postfix(gap=f"{metrics['logprob_gap']:.3f}", units=metrics["selected_units"])
             # the checkpoint last: its presence marks the epoch as finished
