@@ -29,11 +29,13 @@ KEYS = ("ss", "ss_gender", "lms")
 PROBE_KEYS = ("heldout_mean_abs_delta", "heldout_mean_log_mass_shift", "heldout_anchor_kl", "heldout_cf_jsd")
 
 
-def run_name(weight: float, steps: int, mass: float = 0.0, cf: float = 0.0, pair: float = 1.0) -> str:
+def run_name(
+    weight: float, steps: int, mass: float = 0.0, cf: float = 0.0, pair: float = 1.0, cf_loss: str = "jsd"
+) -> str:
     anchor = "no-anchor" if weight == 0 else f"anchor{weight:g}"
     name = f"equalize-varied-{anchor}-{steps}"
     name = name if mass == 0 else f"{name}-mass{mass:g}"
-    name = name if cf == 0 else f"{name}-cf{cf:g}"
+    name = name if cf == 0 else f"{name}-cf{'mix' if cf_loss == 'base_mixture' else ''}{cf:g}"
     return name if pair == 1 else f"{name}-pair{pair:g}"
 
 
@@ -48,6 +50,7 @@ def main() -> None:
     parser.add_argument("--mass-weights", type=float, nargs="+", default=[0.0])
     parser.add_argument("--cf-weights", type=float, nargs="+", default=[0.0])
     parser.add_argument("--pair-weights", type=float, nargs="+", default=[1.0])
+    parser.add_argument("--cf-loss", choices=("jsd", "base_mixture"), default="jsd")
     parser.add_argument("--runs", default=str(REPO / "runs" / "ablation"))
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
@@ -61,12 +64,12 @@ def main() -> None:
         for p in args.pair_weights
     ]
     for weight, mass, cf, pair in grid:
-        folder = Path(args.runs) / run_name(weight, args.steps, mass, cf, pair)
+        folder = Path(args.runs) / run_name(weight, args.steps, mass, cf, pair, args.cf_loss)
         if not (folder / "selection.json").is_file():
             command = [sys.executable, str(REPO / "cli.py"), "train", "--method", "equalize"]
             command += ["--anchor-weight", f"{weight:g}", "--steps", str(args.steps)]
             command += ["--mass-weight", f"{mass:g}"] if mass else []
-            command += ["--cf-weight", f"{cf:g}"] if cf else []
+            command += ["--cf-weight", f"{cf:g}", "--cf-loss", args.cf_loss] if cf else []
             command += ["--pair-weight", f"{pair:g}"] if pair != 1 else []
             command += ["--check-every", str(args.check_every), "--out", str(folder)]
             subprocess.run(command + (["--resume"] if folder.exists() else []), check=True)
@@ -85,6 +88,7 @@ def main() -> None:
                     "anchor_weight": weight,
                     "mass_weight": mass,
                     "cf_weight": cf,
+                    "cf_loss": args.cf_loss if cf else None,
                     "pair_weight": pair,
                     "step": int(step),
                     **{k: metrics[k] for k in KEYS},
@@ -98,6 +102,7 @@ def main() -> None:
         assert config["anchor_weight"] == weight and config["steps"] == args.steps
         assert config.get("mass_weight", 0.0) == mass and config.get("cf_weight", 0.0) == cf
         assert config.get("pair_weight", 1.0) == pair
+        assert not cf or config.get("cf_loss", "jsd") == args.cf_loss
     write_json_atomic(Path(args.out), {"select_task": "gee_stereoset_select", "base": base, "rows": rows})
     print(f"base: SS {base['ss']:.2f}, SS gender {base['ss_gender']:.2f}, LMS {base['lms']:.2f}")
     for r in rows:

@@ -93,6 +93,16 @@ def kl_base_tuned(base_logits: torch.Tensor, tuned_logits: torch.Tensor, mask: t
     return (per_position * weights).sum() / weights.sum().clamp(min=1.0)
 
 
+def not_held_out(weight: float, spec: str) -> list[str]:
+    """What a run using the anchor can no longer call held out (the run's warnings and report say it)."""
+    if weight > 0 and spec == BUILTIN:
+        return [
+            "gee_gsm8k_ppl shares the anchor text's distribution (the anchor reads GSM8K train "
+            "solutions; the task scores test solutions)"
+        ]
+    return []
+
+
 @dataclass
 class AnchorBatch:
     input_ids: torch.Tensor
@@ -131,6 +141,11 @@ class RetentionAnchor:
         picked = [self.rows[i] for i in self.cycle.take(self.batch_size)]
         ids, attn, _ = training.pad(picked, self.tokenizer.pad_token_id)
         return AnchorBatch(ids, attn)
+
+    def seek(self, batches: int) -> None:
+        """Position the order after ``batches`` batches: for loops that know their step, not the order."""
+        drawn = batches * self.batch_size
+        self.cycle.load_state_dict({"epoch": drawn // self.cycle.n, "position": drawn % self.cycle.n})
 
     def state_dict(self) -> dict[str, Any]:
         return self.cycle.state_dict()
@@ -171,4 +186,5 @@ __all__ = [
     "kl_base_tuned",
     "load_texts",
     "mean_kl",
+    "not_held_out",
 ]

@@ -227,12 +227,15 @@ def test_two_step_run_on_the_default_model(tmp_path, smollm2, data_dir):
     import cli
 
     out = tmp_path / "dpo"
-    assert cli.main(["train", "--method", "dpo", "--out", str(out), *TINY]) == 0
+    anchored = ["--anchor-weight", "0.5", "--anchor-batch-size", "2", "--anchor-max-tokens", "32"]
+    assert cli.main(["train", "--method", "dpo", "--out", str(out), *TINY, *anchored]) == 0
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     steps = [line for line in lines if "loss" in line]
     checks = [line for line in lines if line.get("check")]
     assert [s["step"] for s in steps] == [1, 2] and [c["step"] for c in checks] == [1, 2]
-    assert steps[0]["loss"] == pytest.approx(math.log(2.0), abs=1e-3)  # policy == reference at step 1
+    # policy == reference at step 1: the DPO loss is ln 2 and the retention anchor's KL is 0
+    assert steps[0]["loss"] == pytest.approx(math.log(2.0), abs=1e-3)
+    assert steps[0]["anchor_kl"] == pytest.approx(0.0, abs=1e-6) and steps[1]["anchor_kl"] >= 0
     assert {"reward_accuracy", "reward_margin", "chosen_reward", "rejected_reward", "lr"} <= set(steps[0])
     assert 0.0 <= checks[-1]["heldout_reward_accuracy"] <= 1.0
     assert any(k.startswith("heldout_accuracy_") for k in checks[-1])
@@ -252,7 +255,17 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, smollm2, data_dir):
 
     from debias.train_and_eval import train_adapter
 
-    cfg = DpoConfig(steps=4, check_every=2, batch_size=2, max_pairs=8, heldout_max_pairs=4, select_task="")
+    cfg = DpoConfig(
+        steps=4,
+        check_every=2,
+        batch_size=2,
+        max_pairs=8,
+        heldout_max_pairs=4,
+        select_task="",
+        anchor_weight=0.5,  # the anchor's batches follow the step, so a resumed run reads the same ones
+        anchor_batch_size=2,
+        anchor_max_tokens=32,
+    )
     whole = tmp_path / "whole"
     train_adapter("dpo", cfg, whole)
     cut = tmp_path / "cut"  # what a kill right after checkpoint-2 leaves behind

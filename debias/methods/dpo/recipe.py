@@ -39,6 +39,7 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
+from debias import anchor as anchor_text
 from debias import memory, models, training
 from debias.data import preference_pairs as pair_data
 from debias.methods.recipe import Candidate, Recipe
@@ -56,6 +57,11 @@ class DpoConfig:
     max_pairs: int | None = None  # train on a fixed, seeded subset (None: every pair)
     beta: float = 0.1
     sft_weight: float = 0.0  # weight of an NLL term on the chosen continuation (retention anchor)
+    # weight of KL(base ‖ tuned) on neutral text (debias.anchor, as equalisation's); 0 switches it off
+    anchor_weight: float = 0.0
+    anchor_text: str = anchor_text.BUILTIN
+    anchor_batch_size: int = 4
+    anchor_max_tokens: int = 64
     length_normalize: bool = False  # per-token log-ratios (TRL's sigmoid_norm) instead of sums
     lr: float = 5e-4
     batch_size: int = 16
@@ -83,8 +89,8 @@ class DpoConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.beta <= 0 or self.lr <= 0:
             raise ValueError("beta and lr must be positive")
-        if self.sft_weight < 0 or self.overshoot_margin < 0:
-            raise ValueError("sft_weight and overshoot_margin must be >= 0")
+        if self.sft_weight < 0 or self.overshoot_margin < 0 or self.anchor_weight < 0:
+            raise ValueError("sft_weight, anchor_weight and overshoot_margin must be >= 0")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -180,6 +186,10 @@ class DpoRecipe(Recipe):
         self.train_pairs = pair_data.subset(pair_data.load(cfg.pairs, "train"), cfg.max_pairs, cfg.seed)
         heldout = pair_data.load(cfg.heldout_pairs, "heldout")
         self.heldout = pair_data.subset(heldout, cfg.heldout_max_pairs, cfg.seed)
+        texts = anchor_text.load_texts(cfg.anchor_text) if cfg.anchor_weight > 0 else []
+        self.anchor_texts = [t for i, t in enumerate(texts) if i % 10 != 0]  # equalisation's training part
+        if cfg.anchor_weight > 0 and not self.anchor_texts:
+            raise ValueError(f"{cfg.anchor_text}: the anchor needs at least two texts")
 
     def setup(self) -> None:
         cfg = self.cfg
@@ -277,6 +287,12 @@ class DpoRecipe(Recipe):
         log = training.MetricsLog(self.folder.metrics, truncate_after_step=_step(latest) if latest else None)
         self.guard = training.NonFiniteGuard(training.MAX_BAD_STEPS)
         self.skipped_steps: set[int] = set()
+        self.anchor = None
+        self.anchor_kl: dict[int, float] = {}  # step -> the anchor's KL, for metrics.jsonl
+        if cfg.anchor_weight > 0:
+            self.anchor = anchor_text.RetentionAnchor(
+                self.tokenizer, self.anchor_texts, cfg.anchor_batch_size, cfg.anchor_max_tokens, cfg.seed
+            )
         trainer = _guarded(DPOTrainer, self)(
             model=self.model,
             args=args,
@@ -284,7 +300,7 @@ class DpoRecipe(Recipe):
             processing_class=self.tokenizer,
             peft_config=peft_config,
             callbacks=[
-                _MetricsCallback(log, self.skipped_steps),
+                _MetricsCallback(log, self.skipped_steps, self.anchor_kl),
                 _GuardCallback(self, log),
                 _ReleaseMemoryCallback(),
             ],
@@ -319,6 +335,9 @@ class DpoRecipe(Recipe):
         }
         self.write_config(self.model_ref, summary, _device())
         return summary
+
+    def not_held_out(self) -> list[str]:
+        return anchor_text.not_held_out(self.cfg.anchor_weight, self.cfg.anchor_text)
 
     def heldout_scores(self) -> dict[str, Any]:
         """Reward accuracy / margin on the held-out pairs: the current adapter vs the adapter disabled."""
@@ -357,6 +376,24 @@ def _guarded(trainer_class, recipe: DpoRecipe):
     """
 
     class GuardedTrainer(trainer_class):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            """TRL's loss, plus the retention anchor's KL while training (``anchor_weight`` > 0)."""
+            result = super().compute_loss(
+                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
+            if recipe.anchor is None or not model.training:
+                return result
+            step = self.state.global_step + 1
+            # the anchor's batch is a function of the step, so a resumed run reads the same texts
+            recipe.anchor.seek(self.state.global_step)
+            kl, _ = anchor_text.anchor_loss(model, recipe.anchor.next_batch(), self.args.device)
+            recipe.anchor_kl[step] = float(kl.detach())
+            extra = recipe.cfg.anchor_weight * kl
+            if return_outputs:
+                loss, outputs = result
+                return loss + extra, outputs
+            return result + extra
+
         def training_step(self, model, inputs, num_items_in_batch=None):
             loss = super().training_step(model, inputs, num_items_in_batch)
             trainable = [p for p in model.parameters() if p.requires_grad and p.grad is not None]
@@ -393,8 +430,8 @@ class _MetricsCallback(TrainerCallback):
         "grad_norm": "grad_norm",
     }
 
-    def __init__(self, log: training.MetricsLog, skipped: set[int]) -> None:
-        self.log, self.last, self.skipped = log, None, skipped
+    def __init__(self, log: training.MetricsLog, skipped: set[int], anchor_kl: dict[int, float]) -> None:
+        self.log, self.last, self.skipped, self.anchor_kl = log, None, skipped, anchor_kl
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not logs or "loss" not in logs or not state.is_world_process_zero:
@@ -402,6 +439,8 @@ class _MetricsCallback(TrainerCallback):
         record: dict[str, Any] = {"step": state.global_step}
         if state.global_step in self.skipped:
             record["skipped"] = True
+        if state.global_step in self.anchor_kl:
+            record["anchor_kl"] = self.anchor_kl[state.global_step]
         record.update({ours: float(logs[theirs]) for theirs, ours in self.NAMES.items() if theirs in logs})
         now, tokens = time.perf_counter(), float(logs.get("num_tokens", 0.0))
         if self.last is not None and tokens > self.last[1]:

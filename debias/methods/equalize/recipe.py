@@ -471,12 +471,7 @@ class EqualizeRecipe(Recipe):
         ]
 
     def not_held_out(self) -> list[str]:
-        if self.cfg.anchor_weight > 0 and self.cfg.anchor_text == anchor_text.BUILTIN:
-            return [
-                "gee_gsm8k_ppl shares the anchor text's distribution (the anchor reads GSM8K train "
-                "solutions; the task scores test solutions)"
-            ]
-        return []
+        return anchor_text.not_held_out(self.cfg.anchor_weight, self.cfg.anchor_text)
 
 
 def _flat_probe(probe: dict[str, Any]) -> dict[str, Any]:
