@@ -12,7 +12,7 @@ scales the pair loss (0: the other terms alone).
     DEBIAS_DATA_DIR=../shared/data python benchmarks/anchor_sweep.py --weights 0 0.3 --mass-weights 1 \
         --out benchmarks/results/mass_sweep.json
     DEBIAS_DATA_DIR=../shared/data python benchmarks/anchor_sweep.py --weights 0.3 --cf-weights 10 \
-        --pair-weights 1 0 --out benchmarks/results/cf_sweep.json
+        --cf-losses jsd base_mixture --out benchmarks/results/cf_sweep.json
 """
 
 from __future__ import annotations
@@ -50,26 +50,27 @@ def main() -> None:
     parser.add_argument("--mass-weights", type=float, nargs="+", default=[0.0])
     parser.add_argument("--cf-weights", type=float, nargs="+", default=[0.0])
     parser.add_argument("--pair-weights", type=float, nargs="+", default=[1.0])
-    parser.add_argument("--cf-loss", choices=("jsd", "base_mixture"), default="jsd")
+    parser.add_argument("--cf-losses", choices=("jsd", "base_mixture"), nargs="+", default=["jsd"])
     parser.add_argument("--runs", default=str(REPO / "runs" / "ablation"))
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
 
     rows = []
     grid = [
-        (w, m, c, p)
+        (w, m, c, p, kind)
         for w in args.weights
         for m in args.mass_weights
         for c in args.cf_weights
         for p in args.pair_weights
+        for kind in (args.cf_losses if c else ["jsd"])
     ]
-    for weight, mass, cf, pair in grid:
-        folder = Path(args.runs) / run_name(weight, args.steps, mass, cf, pair, args.cf_loss)
+    for weight, mass, cf, pair, cf_loss in grid:
+        folder = Path(args.runs) / run_name(weight, args.steps, mass, cf, pair, cf_loss)
         if not (folder / "selection.json").is_file():
             command = [sys.executable, str(REPO / "cli.py"), "train", "--method", "equalize"]
             command += ["--anchor-weight", f"{weight:g}", "--steps", str(args.steps)]
             command += ["--mass-weight", f"{mass:g}"] if mass else []
-            command += ["--cf-weight", f"{cf:g}", "--cf-loss", args.cf_loss] if cf else []
+            command += ["--cf-weight", f"{cf:g}", "--cf-loss", cf_loss] if cf else []
             command += ["--pair-weight", f"{pair:g}"] if pair != 1 else []
             command += ["--check-every", str(args.check_every), "--out", str(folder)]
             subprocess.run(command + (["--resume"] if folder.exists() else []), check=True)
@@ -88,7 +89,7 @@ def main() -> None:
                     "anchor_weight": weight,
                     "mass_weight": mass,
                     "cf_weight": cf,
-                    "cf_loss": args.cf_loss if cf else None,
+                    "cf_loss": cf_loss if cf else None,
                     "pair_weight": pair,
                     "step": int(step),
                     **{k: metrics[k] for k in KEYS},
@@ -98,17 +99,18 @@ def main() -> None:
                 }
             )
         kept = f"kept step {selection['chosen_step']} ({selection['why']})"
-        print(f"anchor weight {weight:g}, mass {mass:g}, cf {cf:g}, pair {pair:g}: {kept}")
+        print(f"anchor weight {weight:g}, mass {mass:g}, cf {cf:g} ({cf_loss}), pair {pair:g}: {kept}")
         assert config["anchor_weight"] == weight and config["steps"] == args.steps
         assert config.get("mass_weight", 0.0) == mass and config.get("cf_weight", 0.0) == cf
         assert config.get("pair_weight", 1.0) == pair
-        assert not cf or config.get("cf_loss", "jsd") == args.cf_loss
+        assert not cf or config.get("cf_loss", "jsd") == cf_loss
     write_json_atomic(Path(args.out), {"select_task": "gee_stereoset_select", "base": base, "rows": rows})
     print(f"base: SS {base['ss']:.2f}, SS gender {base['ss_gender']:.2f}, LMS {base['lms']:.2f}")
     for r in rows:
         kept = "  kept" if r["kept"] else ""
         print(
             f"weight {r['anchor_weight']:<4g} mass {r['mass_weight']:<3g} cf {r['cf_weight']:<3g} "
+            f"{r['cf_loss'] or '':<12} "
             f"pair {r['pair_weight']:<3g} step {r['step']:>4}: "
             f"SS {r['ss']:.2f}  SS gender "
             f"{r['ss_gender']:.2f}  LMS {r['lms']:.2f} (drop {r['lms_drop']:+.2f}){kept}"

@@ -8,7 +8,10 @@ term it lost 52–62 LMS points — so the recipe adds ``anchor_weight · KL(bas
 (``debias.anchor``), the base being the adapter disabled, and optionally ``mass_weight`` times
 ``losses.mass_loss``: the pair's total probability kept at the base model's (the adapter disabled,
 no gradient), so a tie is reached by moving probability between the two continuations (off by
-default: with it StereoSet SS does not move; README).
+default: with it StereoSet SS does not move; README). ``cf_weight`` adds a counterfactual term on
+prompts that differ only in the subject's group (``varied_pairs.prompt_pairs``): the two next-token
+distributions made equal (``cf_loss`` "jsd") or both pulled to the base model's average of the two
+("base_mixture"); off by default (measured on the select half: README, "counterfactual term").
 
 The adapter is LoRA on the MLP projections of the last ``lora_last_layers`` decoder layers (BiasEdit
 edits late MLPs; configurable). Every ``check_every`` steps a resumable checkpoint is written and the
@@ -157,19 +160,11 @@ def last_token_logits(model, tokenizer, prompts: Sequence[str], device) -> torch
     return logits[torch.arange(len(rows), device=device), last]
 
 
-def counterfactual_jsd(model, tokenizer, prompt_pairs, device) -> torch.Tensor:
-    """Per counterfactual prompt pair (a, b, bias type): JSD of the two next-token distributions."""
-    prompts = [p[0] for p in prompt_pairs] + [p[1] for p in prompt_pairs]
-    logits = last_token_logits(model, tokenizer, prompts, device)
-    n = len(prompt_pairs)
-    return losses.counterfactual_jsd(logits[:n], logits[n:])
-
-
 def counterfactual_loss(
     model, tokenizer, prompt_pairs, kind: str, device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(the training term per pair, the JSD per pair): ``kind`` "jsd" or "base_mixture" (the base is
-    the adapter disabled)."""
+    """Per counterfactual prompt pair (a, b, bias type): (the training term, the JSD of the two
+    next-token distributions). ``kind`` "jsd" or "base_mixture" (the base is the adapter disabled)."""
     prompts = [p[0] for p in prompt_pairs] + [p[1] for p in prompt_pairs]
     n = len(prompt_pairs)
     logits = last_token_logits(model, tokenizer, prompts, device)
@@ -334,7 +329,9 @@ class EqualizeRecipe(Recipe):
             jsd = [
                 float(v)
                 for i in range(0, len(self.cf_heldout), 32)
-                for v in counterfactual_jsd(self.model, self.tokenizer, self.cf_heldout[i : i + 32], device)
+                for v in counterfactual_loss(
+                    self.model, self.tokenizer, self.cf_heldout[i : i + 32], "jsd", device
+                )[1]
             ]
             stats["cf_jsd"] = sum(jsd) / len(jsd)
         if self.anchor_probe is not None:
