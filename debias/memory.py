@@ -14,8 +14,9 @@ def release_freed_memory() -> None:
     end, but glibc keeps freed heap memory for reuse (and raises its mmap threshold after freeing a
     large block, so later large tensors come from the heap too): the process's RSS then climbs with
     every longer batch and never comes down. Measured on the default model (benchmarks/soak.py,
-    README): without it RSS wanders 1394–1602 MB over 40 equalisation steps with a rising median;
-    trimmed after each step it stays at 1024 MB. The call costs milliseconds against seconds a step.
+    benchmarks/README.md): without it single equalisation steps peaked at 1659 MB over a ~1480 MB
+    level; with it the level is 1031 MB and no step rises above it. The call costs milliseconds
+    against seconds a step.
     """
     global _LIBC
     if _LIBC is None:
