@@ -93,6 +93,16 @@ def kl_base_tuned(base_logits: torch.Tensor, tuned_logits: torch.Tensor, mask: t
     return (per_position * weights).sum() / weights.sum().clamp(min=1.0)
 
 
+def split_texts(texts: Sequence[str], spec: str) -> tuple[list[str], list[str]]:
+    """(training texts, held-out texts): every 10th text is held out, so the anchor probe never reads
+    what the anchor trains on. Fewer than two texts leave one side empty: refused."""
+    train = [t for i, t in enumerate(texts) if i % 10 != 0]
+    heldout = [t for i, t in enumerate(texts) if i % 10 == 0]
+    if not (train and heldout):
+        raise ValueError(f"{spec}: the anchor needs at least two texts")
+    return train, heldout
+
+
 def not_held_out(weight: float, spec: str) -> list[str]:
     """What a run using the anchor can no longer call held out (the run's warnings and report say it)."""
     if weight > 0 and spec == BUILTIN:
@@ -187,4 +197,5 @@ __all__ = [
     "load_texts",
     "mean_kl",
     "not_held_out",
+    "split_texts",
 ]

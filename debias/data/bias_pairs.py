@@ -228,14 +228,18 @@ def prompt_pairs(split: str = "train", bias_types: tuple[str, ...] = ()) -> list
     if split not in ("train", "heldout"):
         raise ValueError(f"split must be 'train' or 'heldout', not {split!r}")
     frames = FRAMES[:TRAIN_FRAMES] if split == "train" else FRAMES[TRAIN_FRAMES:]
+    kept = [c for c in CONTRASTS if not bias_types or c.bias_type in bias_types]
+    return counterfactual_prompts(kept, [prompt for prompt, _ in frames])
+
+
+def counterfactual_prompts(contrasts, prompts) -> list[tuple[str, str, str]]:
+    """Each prompt template ({subject} / {Subject}) about subject i of group A and of B, per contrast."""
     out = []
-    for contrast in CONTRASTS:
-        if bias_types and contrast.bias_type not in bias_types:
-            continue
+    for contrast in contrasts:
         for a, b in zip(contrast.group_a, contrast.group_b, strict=True):
-            for prompt, _ in frames:
-                first = _sentence_start(prompt.format(subject=a))
-                second = _sentence_start(prompt.format(subject=b))
+            for prompt in prompts:
+                first = _sentence_start(prompt.format(subject=a, Subject=_sentence_start(a)))
+                second = _sentence_start(prompt.format(subject=b, Subject=_sentence_start(b)))
                 out.append((first, second, contrast.bias_type))
     return out
 

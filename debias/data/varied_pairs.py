@@ -23,7 +23,15 @@ from __future__ import annotations
 
 import hashlib
 
-from debias.data.bias_pairs import CONTRASTS, FRAMES, TRAIN_FRAMES, BiasPair, Contrast, _sentence_start
+from debias.data.bias_pairs import (
+    CONTRASTS,
+    FRAMES,
+    TRAIN_FRAMES,
+    BiasPair,
+    Contrast,
+    _sentence_start,
+    counterfactual_prompts,
+)
 
 # subject -> attribute frames beyond bias_pairs.FRAMES: (prompt with {subject}/{Subject}, continuation)
 FORWARD_FRAMES: tuple[tuple[str, str], ...] = (
@@ -168,14 +176,7 @@ def prompt_pairs(split: str = "train") -> list[tuple[str, str, str]]:
     """
     if split not in ("train", "heldout"):
         raise ValueError(f"split must be 'train' or 'heldout', not {split!r}")
-    out = []
-    for contrast in contrasts():
-        for a, b in zip(contrast.group_a, contrast.group_b, strict=True):
-            for _, (prompt, _continuation) in _forward_frames(split):
-                first = _sentence_start(prompt.format(subject=a, Subject=_sentence_start(a)))
-                second = _sentence_start(prompt.format(subject=b, Subject=_sentence_start(b)))
-                out.append((first, second, contrast.bias_type))
-    return out
+    return counterfactual_prompts(contrasts(), [prompt for _, (prompt, _) in _forward_frames(split)])
 
 
 def fingerprint() -> str:

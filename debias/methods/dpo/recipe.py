@@ -186,10 +186,10 @@ class DpoRecipe(Recipe):
         self.train_pairs = pair_data.subset(pair_data.load(cfg.pairs, "train"), cfg.max_pairs, cfg.seed)
         heldout = pair_data.load(cfg.heldout_pairs, "heldout")
         self.heldout = pair_data.subset(heldout, cfg.heldout_max_pairs, cfg.seed)
-        texts = anchor_text.load_texts(cfg.anchor_text) if cfg.anchor_weight > 0 else []
-        self.anchor_texts = [t for i, t in enumerate(texts) if i % 10 != 0]  # equalisation's training part
-        if cfg.anchor_weight > 0 and not self.anchor_texts:
-            raise ValueError(f"{cfg.anchor_text}: the anchor needs at least two texts")
+        self.anchor_texts: list[str] = []
+        if cfg.anchor_weight > 0:  # the same training part as equalisation's
+            texts = anchor_text.load_texts(cfg.anchor_text)
+            self.anchor_texts = anchor_text.split_texts(texts, cfg.anchor_text)[0]
 
     def setup(self) -> None:
         cfg = self.cfg

@@ -236,12 +236,10 @@ class EqualizeRecipe(Recipe):
             )
             if not (self.cf_train and self.cf_heldout):
                 raise ValueError(f"bias_types: no counterfactual prompts for {', '.join(cfg.bias_types)}")
-        texts = anchor_text.load_texts(cfg.anchor_text) if cfg.anchor_weight > 0 else []
-        # every 10th text is held out: the anchor probe never reads what the anchor trains on
-        self.anchor_train = [t for i, t in enumerate(texts) if i % 10 != 0]
-        self.anchor_heldout = [t for i, t in enumerate(texts) if i % 10 == 0]
-        if cfg.anchor_weight > 0 and not (self.anchor_train and self.anchor_heldout):
-            raise ValueError(f"{cfg.anchor_text}: the anchor needs at least two texts")
+        self.anchor_train, self.anchor_heldout = [], []
+        if cfg.anchor_weight > 0:
+            texts = anchor_text.load_texts(cfg.anchor_text)
+            self.anchor_train, self.anchor_heldout = anchor_text.split_texts(texts, cfg.anchor_text)
 
     def setup(self) -> None:
         from accelerate import Accelerator
