@@ -30,6 +30,7 @@ from debias.data import (
     matched_groups,
     swap,
     validate_lexicon,
+    varied_templates,
 )
 from debias.data.counterfactual import followed_by_possessed, match_case
 
@@ -282,6 +283,89 @@ def test_independent_probe_shares_no_shape_or_subject_with_the_training_template
     probe_subjects = {s.lower() for group in independent_probe.SUBJECTS.values() for s in group}
     assert not train_subjects & probe_subjects
     assert all(a.prompt != b.prompt for a, b in pairs.values())  # the pair differs in its group words
+
+
+# ------------------------------------------------------------------------------------------------
+# varied templates (GEE --data varied)
+
+
+@pytest.fixture(scope="module")
+def varied() -> dict[str, list[GroupedExample]]:
+    return {split: varied_templates.generate(split) for split in ("train", "heldout")}
+
+
+def test_varied_template_counts_and_splits(varied: dict[str, list[GroupedExample]]) -> None:
+    train_t, heldout_t = varied_templates.TEMPLATES["train"], varied_templates.TEMPLATES["heldout"]
+    assert len(varied_templates.ALL_TEMPLATES) >= 60
+    assert len(train_t) + len(heldout_t) == len(varied_templates.ALL_TEMPLATES) and heldout_t
+    assert not {t.template_id for t in train_t} & {t.template_id for t in heldout_t}
+    assert not {t.prompt for t in train_t} & {t.prompt for t in heldout_t}
+    assert not {e.template_id for e in varied["train"]} & {e.template_id for e in varied["heldout"]}
+    assert not {e.prompt for e in varied["train"]} & {e.prompt for e in varied["heldout"]}
+    assert not {t.template_id for t in varied_templates.ALL_TEMPLATES} & {
+        t.template_id for t in TRAIN_TEMPLATES + HELDOUT_TEMPLATES
+    }
+    for split, templates in varied_templates.TEMPLATES.items():
+        assert len(varied[split]) == 2 * sum(len(varied_templates.slots(t)) for t in templates)
+
+
+@pytest.mark.parametrize("split", ["train", "heldout"])
+def test_varied_generate_is_exactly_paired(split: str, varied: dict[str, list[GroupedExample]]) -> None:
+    examples = varied[split]
+    assert examples == varied_templates.generate(split)
+    reseeded = varied_templates.generate(split, seed=1)
+    assert reseeded != examples and sorted(reseeded, key=repr) == sorted(examples, key=repr)
+    pairs = [examples[i : i + 2] for i in range(0, len(examples), 2)]  # consecutive, as the sampler needs
+    assert len({m.pair_id for m, _ in pairs}) == len(pairs)
+    for male, female in pairs:
+        assert (male.group, female.group) == ("male", "female")
+        assert male.pair_id == female.pair_id and male.template_id == female.template_id
+        assert male.continuation == female.continuation and male.prompt != female.prompt
+    for e in examples:
+        assert detect_group(e.prompt) == e.group, e.prompt
+        assert detect_group(e.continuation) == "neutral", e.continuation
+        assert "{" not in e.prompt and "}" not in e.prompt
+        assert e.continuation.startswith(" ") and not e.prompt.endswith(" ")
+    flipped = varied_templates.generate(split, groups=("female", "male"))
+    assert [e.group for e in flipped[:2]] == ["female", "male"]
+
+
+def test_varied_generate_errors() -> None:
+    with pytest.raises(ValueError, match="'nonbinary'"):
+        varied_templates.generate("train", groups=("male", "nonbinary"))
+    with pytest.raises(ValueError, match="split"):
+        varied_templates.generate("test")  # type: ignore[arg-type]
+
+
+def test_varied_no_8_word_overlap_with_benchmarks(varied: dict[str, list[GroupedExample]]) -> None:
+    root = Path(os.environ.get("DEBIAS_DATA_DIR") or "/work/shared/data")
+    needed = ["winogender/all_sentences.tsv", "crows_pairs/crows_pairs_anonymized.csv", "stereoset/dev.json"]
+    missing = [rel for rel in needed if not (root / rel).is_file()]
+    if missing:
+        pytest.skip(f"benchmark files not found under {root}: {missing} (set DEBIAS_DATA_DIR)")
+    benchmark = benchmark_8grams(root)
+    shared = {g for e in varied["train"] + varied["heldout"] for g in eight_grams(e.text) if g in benchmark}
+    assert not shared, sorted(shared)[:5]
+
+
+def test_varied_shares_no_shape_or_subject_with_the_independent_probe(
+    varied: dict[str, list[GroupedExample]],
+) -> None:
+    """The independent probe stays held out from --data varied too (only offending windows are shown)."""
+    ours: set[tuple[str, ...]] = set()
+    for e in varied["train"] + varied["heldout"]:
+        ours |= eight_grams(e.text)
+    shared = {g for e in independent_probe.generate() for g in eight_grams(e.text) if g in ours}
+    assert not shared, sorted(shared)[:5]
+    used = {
+        GENDER_TERMS[group].subjects[slot].lower()
+        for t in varied_templates.ALL_TEMPLATES
+        for slot in varied_templates.slots(t)
+        for group in ("male", "female")
+    }
+    probe_subjects = {s.lower() for group in independent_probe.SUBJECTS.values() for s in group}
+    common = used & probe_subjects
+    assert not common, sorted(common)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -142,6 +142,22 @@ def test_config_rejects_a_single_group():
         gee.GeeConfig(groups=("male",))
 
 
+def test_varied_data_trains_and_stops_on_varied_templates_and_reports_the_template_probe(tmp_path):
+    """--data varied: train and stop split from debias.data.varied_templates, the reported probe unchanged
+    (built without the model: ``_examples`` needs only the config)."""
+    from debias.data import GroupBalancedBatches, generate, varied_templates
+
+    cfg = gee.GeeConfig(**{**TINY, "data": "varied", "stop_examples": 11})
+    train, probe, stop = gee.GeeRecipe(cfg, tmp_path / "run")._examples()
+    assert train == varied_templates.generate("train", seed=cfg.seed)
+    assert stop == varied_templates.generate("heldout", seed=cfg.seed)[:10]  # whole pairs
+    assert probe == generate("heldout", seed=cfg.seed)[:8]
+    batch = next(GroupBalancedBatches(train, ["male", "female"], 2, seed=0, paired=True))
+    assert [e.pair_id for e in batch[:2]] == [e.pair_id for e in batch[2:]]
+    with pytest.raises(ValueError, match="male and female"):
+        gee.GeeConfig(data="varied", groups=("young", "old"))
+
+
 def test_counterfactual_balance_pairs_one_sided_user_prompts(tmp_path):
     """--balance counterfactual: every male and female prompt with its swapped twin, exactly paired."""
     from debias.data import GroupBalancedBatches, load_prompts

@@ -1,6 +1,7 @@
 """Training data for debiasing: group-labelled prompts, counterfactual pairs, balancing and batching.
 
 - ``templates.generate``: the project's own paired prompts (never benchmark text), train and held-out.
+- ``varied_templates.generate``: the same gender subjects in many registers and sentence shapes, paired.
 - ``user_prompts.load_prompts`` / ``balance``: a user's JSONL/CSV/parquet prompts, grouped by detection.
 - ``counterfactual``: whole-word, case-preserving group swaps that turn one-group texts into pairs.
 - ``sampler.GroupBalancedBatches``: resumable batches with equal examples per group.

@@ -33,6 +33,7 @@ from debias.models import DEFAULT_MODEL
 
 Mode = Literal["teacher-forced", "rollout"]
 Loss = Literal["l2", "l1", "gap"]
+BUILTIN_DATA = ("templates", "varied")  # --data values that name a built-in, paired prompt set, not a file
 
 
 @dataclass
@@ -52,7 +53,10 @@ class GeeConfig:
     stop_examples: int = 256  # held-out examples for that check, disjoint from the reported probe
     temperature: float = 1.0  # softmax temperature of the entropy
     groups: tuple[str, ...] = ("male", "female")
-    data: str = "templates"  # "templates" (the project's generator) or a JSONL/CSV/parquet of prompts
+    # "templates" (the project's generator), "varied" (its gender subjects in many registers, from
+    # debias.data.varied_templates; stop split from its held-out templates, reported probe unchanged) or a
+    # JSONL/CSV/parquet of prompts
+    data: str = "templates"
     text_field: str = "text"
     group_field: str | None = None
     # user prompts: downsample / reweight the detected groups, or "counterfactual": pair every male and
@@ -106,6 +110,10 @@ class GeeConfig:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
         if self.temperature <= 0 or self.lr <= 0:
             raise ValueError("temperature and lr must be positive")
+        if self.data == "varied" and set(self.groups) != {"male", "female"}:
+            raise ValueError(
+                f"data 'varied' has gender subjects only: groups must be male and female, not {self.groups}"
+            )
 
 
 def counterfactual_examples(examples, groups, source: str) -> list:
@@ -283,7 +291,7 @@ class GeeRecipe(Recipe):
             list(cfg.groups),
             cfg.per_group,
             cfg.seed,
-            paired=cfg.data == "templates" or cfg.balance == "counterfactual",
+            paired=cfg.data in BUILTIN_DATA or cfg.balance == "counterfactual",
         )
         self.step, self.gap_1, self.gap_ema = 0, None, None
         self.guard = training.NonFiniteGuard(training.MAX_BAD_STEPS)
@@ -310,11 +318,13 @@ class GeeRecipe(Recipe):
         self._write_config(training_summary=None)
 
     def _examples(self):
-        from debias.data import balance, generate, load_prompts
+        from debias.data import balance, generate, load_prompts, varied_templates
 
         cfg = self.cfg
         if cfg.data == "templates":
             train = generate("train", groups=cfg.groups, seed=cfg.seed)
+        elif cfg.data == "varied":
+            train = varied_templates.generate("train", groups=cfg.groups, seed=cfg.seed)
         else:
             train = load_prompts(Path(cfg.data), text_field=cfg.text_field, group_field=cfg.group_field)
             if cfg.balance == "counterfactual":
@@ -330,7 +340,12 @@ class GeeRecipe(Recipe):
         heldout = generate("heldout", groups=cfg.groups, seed=cfg.seed)
         n_probe = len(heldout) if cfg.probe_max_examples is None else cfg.probe_max_examples
         n_probe -= n_probe % len(cfg.groups)
-        stop = heldout[n_probe : n_probe + cfg.stop_examples - cfg.stop_examples % len(cfg.groups)]
+        n_stop = cfg.stop_examples - cfg.stop_examples % len(cfg.groups)
+        stop = heldout[n_probe : n_probe + n_stop]
+        if cfg.data == "varied":
+            # stop on the varied set's own held-out templates (pairs already in a seeded order); the
+            # reported probe stays the template probe above, so numbers compare across --data values
+            stop = varied_templates.generate("heldout", groups=cfg.groups, seed=cfg.seed)[:n_stop]
         # the second probe, written apart from the templates (other registers and subjects): gender only;
         # capped like the first, by whole pairs in a seeded order
         independent = []
