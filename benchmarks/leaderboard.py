@@ -40,11 +40,16 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "equalize-varied": ("equalize", ["--pairs", "varied", "--anchor-weight", "1", "--steps", "200"]),
     # the anchor weight the select-half sweep (benchmarks/anchor_sweep.py) found best within the LMS budget
     "equalize-anchor0.3": ("equalize", ["--anchor-weight", "0.3", "--steps", "120"]),
-    "dpo": ("dpo", []),
-    "dpo-sft-anchor": ("dpo", ["--sft-weight", "0.1"]),
+    "dpo": ("dpo", ["--anchor-weight", "0", "--check-every", "40", "--steps", "200"]),
+    "dpo-sft-anchor": (
+        "dpo",
+        ["--sft-weight", "0.1", "--anchor-weight", "0", "--check-every", "40", "--steps", "200"],
+    ),
     # DPO with equalisation's retention anchor (KL on GSM8K-train/MMLU-dev text) and a finer checkpoint grid:
     # the unanchored run's in-budget step 40 and over-budget step 80 were 5.3 SS points apart
     "dpo-anchor0.3": ("dpo", ["--anchor-weight", "0.3", "--check-every", "20", "--steps", "120"]),
+    # the same over DPO's default 200 steps (the learning rate decays over 200, not 120, steps)
+    "dpo-anchor0.3-200": ("dpo", ["--anchor-weight", "0.3", "--check-every", "20", "--steps", "200"]),
     "gee": ("gee", ["--select-task", "gee_stereoset_select", "--select-metric", "ss"]),
     "pcgu": ("pcgu", []),
     # training-free baseline (SentenceDebias/INLP-style projection), tuned on the select half like the rest

@@ -158,7 +158,7 @@ def test_a_folder_started_with_other_settings_is_refused(world, tmp_path):
 
 def test_real_end_to_end_run_on_the_default_model(tmp_path, smollm2, data_dir):
     """The whole job with the default method on the real model and data, kept small for CI: 2
-    equalisation steps (one checkpoint), 12 CrowS-Pairs pairs."""
+    DPO steps with the retention anchor (one checkpoint), 12 CrowS-Pairs pairs."""
     import cli
 
     out = tmp_path / "run"
@@ -175,8 +175,9 @@ def test_real_end_to_end_run_on_the_default_model(tmp_path, smollm2, data_dir):
     ]
     argv += ["--steps", "2", "--check-every", "2", "--select-task", "", "--batch-size", "2"]
     argv += ["--max-pairs", "16", "--heldout-max-pairs", "8", "--anchor-batch-size", "1"]
-    argv += ["--anchor-probe-batches", "1", "--anchor-max-tokens", "32"]
+    argv += ["--anchor-max-tokens", "32"]
     assert cli.main(argv) == 0
+    assert json.loads((out / "config.json").read_text())["method"] == "dpo"
     comparison = json.loads((out / "results" / "comparison.json").read_text())
     rows = {c["metric"]: c for c in comparison["tasks"]["gee_crows_pairs"]}
     assert (

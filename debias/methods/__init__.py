@@ -21,7 +21,7 @@ METHODS: dict[str, tuple[str, str, str]] = {
 
 # What `train` / `train-and-eval` run without --method: the leaderboard's best row on the default model,
 # decided on the select half before the report half was read (README, "The method leaderboard").
-DEFAULT_METHOD = "equalize"
+DEFAULT_METHOD = "dpo"
 
 
 def _entry(method: str) -> tuple[str, str, str]:
