@@ -30,6 +30,10 @@ class EvalRequest:
     # "gee-hf" (debias.scorer: the LM head only where requests are scored) or "hf" (lm-eval's HFLM)
     scorer: str = "gee-hf"
     extra_metadata: dict[str, Any] = field(default_factory=dict)
+    # what an int ``limit`` counts: "task" -- documents of every leaf task (lm-eval's meaning; a group of
+    # 57 MMLU subjects then runs 57 x limit); "benchmark" -- documents per benchmark (a suite's member),
+    # shared by its leaf tasks, ceil(limit / leaves) each from the start of each (--quick's budget)
+    limit_scope: str = "task"
 
 
 def tasks_dir() -> Path:
@@ -80,16 +84,26 @@ def evaluate(model, tokenizer, request: EvalRequest, tokenizer_path: str | None 
         from debias.scorer import ScoredPositionsLM as HFLM  # noqa: N814  (a drop-in subclass)
     elif request.scorer != "hf":
         raise ValueError(f"unknown scorer {request.scorer!r}; expected 'gee-hf' or 'hf'")
+    if request.limit_scope not in ("task", "benchmark"):
+        raise ValueError(f"unknown limit_scope {request.limit_scope!r}; expected 'task' or 'benchmark'")
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=request.batch_size)
     _join_processes(lm, model)
     started = time.time()
+    manager = task_manager(
+        tokenizer_path or tokenizer.name_or_path, request.extra_metadata, tasks=request.tasks
+    )
+    limit, samples = request.limit, None
+    if request.limit_scope == "benchmark" and isinstance(limit, int):
+        from lm_eval.tasks import get_task_dict
+
+        samples = benchmark_samples(get_task_dict(request.tasks, manager), limit, suite_names())
+        limit = None  # lm-eval takes a limit or per-task document indices, not both
     results = lm_eval.simple_evaluate(
         model=lm,
         tasks=request.tasks,
-        task_manager=task_manager(
-            tokenizer_path or tokenizer.name_or_path, request.extra_metadata, tasks=request.tasks
-        ),
-        limit=request.limit,
+        task_manager=manager,
+        limit=limit,
+        samples=samples,
         log_samples=request.log_samples,
         random_seed=request.seed,
         numpy_random_seed=request.seed,
@@ -103,6 +117,7 @@ def evaluate(model, tokenizer, request: EvalRequest, tokenizer_path: str | None 
         "data_sha256": _data.used_files(),
         "task_versions": results.get("versions", {}),
         "limit": request.limit,
+        "limit_scope": request.limit_scope,
         "seed": request.seed,
         "libraries": library_versions(),
         "device": str(next(model.parameters()).device),
@@ -112,6 +127,49 @@ def evaluate(model, tokenizer, request: EvalRequest, tokenizer_path: str | None 
         "scorer": request.scorer,
     }
     return results
+
+
+def suite_names() -> set[str]:
+    """The groups defined in harness_tasks/suites/: collections of benchmarks, not benchmarks."""
+    import yaml
+
+    names = set()
+    for path in sorted((tasks_dir() / "suites").glob("*.yaml")):
+        group = (yaml.safe_load(path.read_text()) or {}).get("group")
+        if group:
+            names.add(group)
+    return names
+
+
+def benchmark_samples(task_dict: dict, limit: int, suites: set[str]) -> dict[str, list[int]]:
+    """Per-leaf document indices that give each benchmark ``limit`` documents in all.
+
+    A benchmark is each requested task or group, or, for a suite, each of its members. Its leaf tasks
+    share the budget: ceil(limit / leaves) documents from the start of each (what ``limit`` would take
+    from that leaf), so a one-task benchmark gets exactly its first ``limit`` documents.
+    """
+
+    def leaves(d: dict):
+        for key, value in d.items():
+            if isinstance(value, dict):
+                yield from leaves(value)
+            else:
+                yield key, value
+
+    def benchmarks(d: dict):
+        for key, value in d.items():
+            if isinstance(value, dict) and getattr(key, "group_name", key) in suites:
+                yield from benchmarks(value)
+            else:
+                yield {key: value}
+
+    samples: dict[str, list[int]] = {}
+    for benchmark in benchmarks(task_dict):
+        members = list(leaves(benchmark))
+        share = -(-limit // len(members))
+        for name, task in members:
+            samples[name] = list(range(min(share, len(task.eval_docs))))
+    return samples
 
 
 def _join_processes(lm, model) -> None:

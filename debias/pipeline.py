@@ -38,6 +38,8 @@ def base_cache_key(model_spec: str, request: evaluation.EvalRequest) -> str:
         "lm_eval": importlib_metadata.version("lm-eval"),
         "task_files": _tasks_fingerprint(),
     }
+    if request.limit_scope != "task":  # keys of runs from before the field existed stay valid
+        key["limit_scope"] = request.limit_scope
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
 
 

@@ -35,8 +35,9 @@ PHASES = ("train", "select", "base", "debiased", "compare", "probe", "report")
 # held out whatever the method selects on: StereoSet's report half (selection reads the select half),
 # CrowS-Pairs, Winogender, and the cheap retention checks (what did it cost)
 DEFAULT_SUITE = "gee_heldout"
-# --quick: the same suite on the first QUICK_LIMIT documents of each task, a short training run and
-# fewer bootstrap resamples; a smoke test of the whole pipeline in minutes, not a measurement.
+# --quick: the same suite on QUICK_LIMIT documents per benchmark (a group's leaf tasks share them:
+# MMLU-lite's 57 subjects get 2 each), a short training run and fewer bootstrap resamples; a smoke test
+# of the whole pipeline in minutes, not a measurement.
 QUICK_LIMIT = 100
 QUICK_ITERS = 200
 
@@ -147,7 +148,11 @@ def _train_and_eval(
     folder.path.mkdir(parents=True, exist_ok=True)
     state = RunState(folder, dataclasses.asdict(spec), run_folder.jsonable(dataclasses.asdict(cfg)))
     request = evaluation.EvalRequest(
-        tasks=list(spec.tasks), limit=spec.limit, batch_size=spec.batch_size, seed=spec.eval_seed
+        tasks=list(spec.tasks),
+        limit=spec.limit,
+        batch_size=spec.batch_size,
+        seed=spec.eval_seed,
+        limit_scope="benchmark" if spec.quick else "task",
     )
     model_spec = cfg.model
 

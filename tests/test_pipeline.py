@@ -113,3 +113,51 @@ def test_size_weighted_group_gets_a_ci_from_its_pooled_documents():
     # a group value that is not the pooled mean (e.g. an unweighted mean of subjects) gets no pooled CI
     base["results"]["lite"]["acc,none"] = 0.4
     assert "lite" not in compare.compare(base, new, _MeanTasks(), iters=10)
+
+
+class _Group:
+    def __init__(self, name: str):
+        self.group_name = name
+
+
+class _Task:
+    def __init__(self, n: int):
+        self.eval_docs = list(range(n))
+
+
+def test_benchmark_samples_share_the_budget_among_a_groups_leaves():
+    """A suite's members are the benchmarks; a one-task benchmark gets its first `limit` documents (what
+    lm-eval's limit takes), a group's leaves ceil(limit / leaves) each, never more than a leaf has."""
+    subjects = {f"mmlu_{i}": _Task(10) for i in range(57)}
+    task_dict = {
+        _Group("gee_heldout"): {
+            "crows": _Task(1508),
+            "tiny": _Task(40),
+            _Group("mmlu"): {
+                _Group("stem"): dict(list(subjects.items())[:20]),
+                **dict(list(subjects.items())[20:]),
+            },
+        }
+    }
+    samples = evaluation.benchmark_samples(task_dict, 100, {"gee_heldout"})
+    assert samples["crows"] == list(range(100)) and samples["tiny"] == list(range(40))
+    assert all(samples[name] == [0, 1] for name in subjects)  # ceil(100 / 57) = 2 each
+    # asked for directly (not through a suite), a group is itself the benchmark
+    direct = evaluation.benchmark_samples({_Group("mmlu"): dict(subjects)}, 5, {"gee_heldout"})
+    assert all(direct[name] == [0] for name in subjects)
+    assert "gee_heldout" in evaluation.suite_names() and "gee_mmlu_lite" not in evaluation.suite_names()
+
+
+def test_benchmark_scope_equals_lm_evals_limit_on_a_one_task_benchmark(smollm2):
+    model, tokenizer, path = smollm2
+    by_task = evaluation.evaluate(
+        model, tokenizer, evaluation.EvalRequest(["gee_crows_pairs"], limit=6), str(path)
+    )
+    request = evaluation.EvalRequest(["gee_crows_pairs"], limit=6, limit_scope="benchmark")
+    by_benchmark = evaluation.evaluate(model, tokenizer, request, str(path))
+    assert by_benchmark["results"] == by_task["results"]
+    assert [s["doc_id"] for s in by_benchmark["samples"]["gee_crows_pairs"]] == list(range(6))
+    with pytest.raises(ValueError, match="limit_scope"):
+        evaluation.evaluate(
+            model, tokenizer, evaluation.EvalRequest(["gee_crows_pairs"], limit_scope="x"), str(path)
+        )
