@@ -56,8 +56,8 @@ def encoded_requests(
     return captured
 
 
-def suite_sequences(lm: HFLM, manager, tasks: list, limit: int | None) -> list[list[int]]:
-    """Model inputs of every log-likelihood request of ``tasks``, exactly as HFLM builds them."""
+def suite_encoded(lm: HFLM, manager, tasks: list, limit: int | None) -> list[tuple[list[int], list[int]]]:
+    """(context, continuation) ids of every log-likelihood request of ``tasks``, as HFLM encodes them."""
     loaded = manager.load(tasks)["tasks"]
     by_kind: dict[str, list] = {"loglikelihood": [], "loglikelihood_rolling": []}
     for task in loaded.values():
@@ -66,7 +66,12 @@ def suite_sequences(lm: HFLM, manager, tasks: list, limit: int | None) -> list[l
             if inst.request_type not in by_kind:
                 raise SystemExit(f"{task.config.task}: floor only covers log-likelihood requests")
             by_kind[inst.request_type].append(inst)
-    encoded = [pair for kind, items in by_kind.items() if items for pair in encoded_requests(lm, items, kind)]
+    return [pair for kind, items in by_kind.items() if items for pair in encoded_requests(lm, items, kind)]
+
+
+def suite_sequences(lm: HFLM, manager, tasks: list, limit: int | None) -> list[list[int]]:
+    """Model inputs of every log-likelihood request of ``tasks``, exactly as HFLM builds them."""
+    encoded = suite_encoded(lm, manager, tasks, limit)
     # the input HFLM._loglikelihood_tokens feeds the model: truncated from the left, last token dropped
     sequences = {tuple((ctx + cont)[-(lm.max_length + 1) :][:-1]) for ctx, cont in encoded}
     return sorted((list(s) for s in sequences), key=len, reverse=True)

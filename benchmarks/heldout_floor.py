@@ -32,7 +32,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from eval_suite import encoded_requests, forward_floor  # noqa: E402
+from eval_suite import forward_floor, suite_encoded  # noqa: E402
 from gpu_train import device_name, measured_gemm_flops  # noqa: E402
 
 OUT = Path(__file__).parent / "results" / "heldout_floor.json"
@@ -96,16 +96,7 @@ def attention_width(config) -> int:
 
 
 def suite_inputs(lm, manager, suite: str, limit: int | None) -> dict[tuple[int, ...], set[int]]:
-    loaded = manager.load([suite])["tasks"]
-    by_kind: dict[str, list] = {"loglikelihood": [], "loglikelihood_rolling": []}
-    for task in loaded.values():
-        task.build_all_requests(limit=limit, rank=0, world_size=1)
-        for inst in task.instances:
-            if inst.request_type not in by_kind:
-                raise SystemExit(f"{task.config.task}: the floor only covers log-likelihood requests")
-            by_kind[inst.request_type].append(inst)
-    encoded = [pair for kind, items in by_kind.items() if items for pair in encoded_requests(lm, items, kind)]
-    return scored_inputs(encoded, lm.max_length)
+    return scored_inputs(suite_encoded(lm, manager, [suite], limit), lm.max_length)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -249,15 +249,19 @@ def test_generate_general_groups() -> None:
     assert all(detect_group(e.prompt, AGE) == e.group for e in examples)
 
 
-def test_no_8_word_overlap_with_benchmarks(
-    train: list[GroupedExample], heldout: list[GroupedExample]
-) -> None:
+def _benchmark_8grams_or_skip() -> set[tuple[str, ...]]:
     root = Path(os.environ.get("DEBIAS_DATA_DIR") or "/work/shared/data")
     needed = ["winogender/all_sentences.tsv", "crows_pairs/crows_pairs_anonymized.csv", "stereoset/dev.json"]
     missing = [rel for rel in needed if not (root / rel).is_file()]
     if missing:
         pytest.skip(f"benchmark files not found under {root}: {missing} (set DEBIAS_DATA_DIR)")
-    benchmark = benchmark_8grams(root)
+    return benchmark_8grams(root)
+
+
+def test_no_8_word_overlap_with_benchmarks(
+    train: list[GroupedExample], heldout: list[GroupedExample]
+) -> None:
+    benchmark = _benchmark_8grams_or_skip()
     ours: set[tuple[str, ...]] = set()
     for e in train + heldout + independent_probe.generate():
         ours |= eight_grams(e.text)
@@ -338,12 +342,7 @@ def test_varied_generate_errors() -> None:
 
 
 def test_varied_no_8_word_overlap_with_benchmarks(varied: dict[str, list[GroupedExample]]) -> None:
-    root = Path(os.environ.get("DEBIAS_DATA_DIR") or "/work/shared/data")
-    needed = ["winogender/all_sentences.tsv", "crows_pairs/crows_pairs_anonymized.csv", "stereoset/dev.json"]
-    missing = [rel for rel in needed if not (root / rel).is_file()]
-    if missing:
-        pytest.skip(f"benchmark files not found under {root}: {missing} (set DEBIAS_DATA_DIR)")
-    benchmark = benchmark_8grams(root)
+    benchmark = _benchmark_8grams_or_skip()
     shared = {g for e in varied["train"] + varied["heldout"] for g in eight_grams(e.text) if g in benchmark}
     assert not shared, sorted(shared)[:5]
 
