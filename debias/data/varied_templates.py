@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from debias.data.bias_pairs import _sentence_start
 from debias.data.examples import GroupedExample
 from debias.data.templates import GENDER_TERMS, _check_terms
 
@@ -600,7 +601,7 @@ def slots(template: VariedTemplate) -> list[int]:
 
 
 def render(template: VariedTemplate, subject: str) -> str:
-    return template.prompt.format(subject=subject, Subject=subject[:1].upper() + subject[1:])
+    return template.prompt.format(subject=subject, Subject=_sentence_start(subject))
 
 
 def generate(split: Split, groups: Sequence[str] = ("male", "female"), seed: int = 0) -> list[GroupedExample]:
