@@ -36,9 +36,9 @@ PHASES = ("train", "select", "base", "debiased", "compare", "probe", "report")
 # CrowS-Pairs, Winogender, and the cheap retention checks (what did it cost)
 DEFAULT_SUITE = "gee_heldout"
 # --quick: the same suite on QUICK_LIMIT documents per benchmark (a group's leaf tasks share them:
-# MMLU-lite's 57 subjects get 2 each), a short training run and fewer bootstrap resamples; a smoke test
-# of the whole pipeline in minutes, not a measurement.
-QUICK_LIMIT = 100
+# MMLU-lite's 57 subjects get 1 each), a short training run and fewer bootstrap resamples; a smoke test
+# of the whole pipeline in about two minutes, not a measurement (100 documents took 5 min: issue 16).
+QUICK_LIMIT = 32
 QUICK_ITERS = 200
 
 Renderer = Callable[[list[Path], Path], Path]

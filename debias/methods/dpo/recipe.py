@@ -173,13 +173,14 @@ def completion_logps(
 class DpoRecipe(Recipe):
     method = "dpo"
     unit = "step"
+    # a smoke run: 4 steps of 4 pairs, only the 16 pairs it trains on get reference log-probs
     quick = {
         "steps": 4,
         "check_every": 2,
         "select_task": "",
-        "heldout_max_pairs": 32,
+        "heldout_max_pairs": 16,
         "batch_size": 4,
-        "max_pairs": 64,
+        "max_pairs": 16,
     }
 
     def validate(self) -> None:
