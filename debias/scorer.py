@@ -11,6 +11,10 @@ order — with less work:
   one-token answers, read their rows from the same forward);
 - the model gets exactly HFLM's input (right-padded, no mask) and a boolean ``logits_to_keep`` mask,
   so it applies its head (softcapping included, where a model has one) at the scored positions only;
+- inputs that share a prefix are packed into one row as a tree (``debias.prefix_tree``): each shared
+  token is run once, with position ids = depth and a mask showing each node its ancestors only, so every
+  logit is the one its sequence alone gives (~30 % fewer tokens on ``gee_heldout``). Needs SDPA or eager
+  attention (the mask is passed as a 4-D tensor); ``share_prefixes=False`` (a model arg) turns it off;
 - the log-softmax runs over those rows only, in float32.
 
 Results agree with ``HFLM`` to float32 rounding (tested on the real model: every request's
@@ -30,12 +34,19 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 from tqdm import tqdm
 
+from debias import prefix_tree
+
 Request = tuple[object, list[int], list[int]]
 
 
 @register_model("gee-hf")
 class ScoredPositionsLM(HFLM):
     """``HFLM`` whose log-likelihood scoring computes the head only at the scored positions."""
+
+    def __init__(self, *args, share_prefixes: bool | str = True, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # lm-eval passes --model_args values as strings
+        self.share_prefixes = str(share_prefixes).lower() not in ("false", "0", "no")
 
     def _loglikelihood_tokens(
         self, requests: list[Request], disable_tqdm: bool = False, override_bs: int | None = None
@@ -49,19 +60,82 @@ class ScoredPositionsLM(HFLM):
             if not continuation or len(continuation) >= len(whole):  # truncated into the continuation
                 return super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)
             inputs[tuple(whole[:-1])].append(index)
-        # longest first, as HFLM orders them: a batch's padding is small and memory peaks at the start
-        order = sorted(inputs, key=lambda seq: (-len(seq), seq))
         answers: list[tuple[float, bool] | None] = [None] * len(requests)
         with tqdm(total=len(requests), disable=disable_tqdm or self.rank != 0, desc="Scoring") as bar:
-            for start in range(0, len(order), batch_size):
-                chunk = order[start : start + batch_size]
-                for index, answer in self._score_batch(chunk, inputs, requests):
+            if self.share_prefixes and self._mask_kind() is not None:
+                # largest trees first, as HFLM orders sequences: little padding, memory peaks at the start
+                trees = sorted(prefix_tree.pack(inputs), key=lambda t: (-len(t), t.tokens))
+                batches = [trees[i : i + batch_size] for i in range(0, len(trees), batch_size)]
+                scored = (self._score_trees(chunk, inputs, requests) for chunk in batches)
+            else:
+                order = sorted(inputs, key=lambda seq: (-len(seq), seq))
+                batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+                scored = (self._score_batch(chunk, inputs, requests) for chunk in batches)
+            for answered in scored:
+                for index, answer in answered:
                     answers[index] = answer
                     bar.update(1)
         for index, (key, _, _) in enumerate(requests):
             if key is not None:
                 self.cache_hook.add_partial("loglikelihood", key, answers[index])
         return answers  # type: ignore[return-value]
+
+    def _mask_kind(self) -> str | None:
+        """The mask format the model's attention takes (``None``: no custom 4-D mask, no trees)."""
+        kind = getattr(self.model.config, "_attn_implementation", None)
+        return kind if kind in ("sdpa", "eager") else None
+
+    @torch.no_grad()
+    def _score_trees(self, trees, inputs, requests):
+        width = max(len(t) for t in trees)
+        ids = torch.full((len(trees), width), self._pad_id(), dtype=torch.long)
+        positions = torch.zeros((len(trees), width), dtype=torch.long)
+        keep = torch.zeros((len(trees), width), dtype=torch.bool)  # the nodes some request scores
+        for row, tree in enumerate(trees):
+            ids[row, : len(tree)] = torch.tensor(tree.tokens)
+            positions[row, : len(tree)] = torch.tensor(tree.depth)
+            for seq, path in tree.paths.items():
+                n = max(len(requests[i][2]) for i in inputs[seq])
+                keep[row, path[len(seq) - n :]] = True
+        logits = self.model(
+            ids.to(self.device),
+            attention_mask=self._tree_masks(trees, width),
+            position_ids=positions.to(self.device),
+            logits_to_keep=keep.to(self.device),
+        ).logits  # [kept nodes, vocab], row-major
+        logprobs = F.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)
+        greedy = logprobs.argmax(dim=-1)
+        flat = (keep.flatten().cumsum(0) - 1).view_as(keep)  # (row, node) -> its row in ``logits``
+        for row, tree in enumerate(trees):
+            for seq, path in tree.paths.items():
+                for index in inputs[seq]:
+                    continuation = requests[index][2]
+                    rows = flat[row, path[len(seq) - len(continuation) :]].to(logprobs.device)
+                    target = torch.tensor(continuation, device=logprobs.device)
+                    picked = logprobs[rows].gather(-1, target.unsqueeze(-1)).squeeze(-1)
+                    yield index, (float(picked.sum()), bool((greedy[rows] == target).all()))
+
+    def _tree_masks(self, trees, width: int):
+        """The trees' 4-D mask in the attention's format; a model with sliding-window layers (Gemma 3)
+        gets a dict by layer type, its sliding layers' mask limited to the window."""
+        config = self.model.config
+        window = getattr(config, "sliding_window", None)
+        layer_types = getattr(config, "layer_types", None) or []
+        full = self._as_attention_mask(prefix_tree.attention_mask(trees, width))
+        if window is None:
+            return full
+        sliding = self._as_attention_mask(prefix_tree.attention_mask(trees, width, window))
+        if "sliding_attention" in layer_types:
+            return {"full_attention": full, "sliding_attention": sliding}
+        return sliding  # every layer slides
+
+    def _as_attention_mask(self, visible: torch.Tensor) -> torch.Tensor:
+        if self._mask_kind() == "sdpa":
+            return visible.to(self.device)
+        dtype = next(self.model.parameters()).dtype  # eager adds the mask to the scores
+        additive = torch.zeros(visible.shape, dtype=dtype)
+        additive.masked_fill_(~visible, torch.finfo(dtype).min)
+        return additive.to(self.device)
 
     @torch.no_grad()
     def _score_batch(self, chunk, inputs, requests):
@@ -75,7 +149,7 @@ class ScoredPositionsLM(HFLM):
             keep[row, len(seq) - n : len(seq)] = True
             spans.append(n)
         logits = self._logits(ids.to(self.device), keep.to(self.device))  # [kept positions, vocab]
-        logprobs = F.log_softmax(logits.float(), dim=-1)
+        logprobs = F.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)
         greedy = logprobs.argmax(dim=-1)
         end = 0
         for row, seq in enumerate(chunk):
