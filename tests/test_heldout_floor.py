@@ -47,6 +47,19 @@ def test_required_flops_by_hand():
     assert flops["total"] == 100 + 288 + 126
 
 
+def test_shared_prefix_flops_by_hand():
+    floor = _floor()
+    # (1, 2, 3) and (1, 2, 4) share the prefix (1, 2): nodes (1) (1 2) (1 2 3) (1 2 4) -> 4 tokens, not 6
+    inputs = {(1, 2, 3): {2}, (1, 2, 4): {1, 2}}
+    flops = floor.shared_required_flops(inputs, body_params=10, layers=2, attn_width=4, hidden=3, vocab=7)
+    # scored prefixes: (1 2 3), (1 2), (1 2 4) -> 3; attended pairs = node depths + 1: 1 + 2 + 3 + 3 = 9
+    assert flops["tokens"] == 4 and flops["scored_positions"] == 3
+    assert flops["body"] == 2 * 10 * 4
+    assert flops["attention"] == 2 * 2 * 4 * 2 * 9
+    assert flops["head"] == 2 * 3 * 7 * 3
+    assert flops["total"] == 80 + 288 + 126
+
+
 def test_body_params_exclude_the_head(smollm2):
     floor = _floor()
     model = smollm2[0]
@@ -60,6 +73,9 @@ def test_the_benchmark_runs_on_a_few_documents(tmp_path, smollm2, data_dir):
     out = tmp_path / "floor.json"
     report = floor.main(["--limit", "2", "--batch-size", "4", "--gemm-n", "256", "--out", str(out)])
     assert json.loads(out.read_text())["suite_over_floor"] == report["suite_over_floor"] > 0
+    # sharing prefixes can only lower the requirement, and the suite's inputs do share some
+    assert report["required_shared_prefixes"]["tokens"] < report["required"]["tokens"]
+    assert report["suite_over_shared_prefix_floor"] > report["suite_over_floor"]
     required = report["required"]
     # the head runs at fewer positions than there are tokens, and every task of gee_heldout contributes
     assert 0 < required["scored_positions"] < required["tokens"] and required["sequences"] > 2 * 5
