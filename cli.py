@@ -242,7 +242,7 @@ def build_parser(method: str = "equalize") -> argparse.ArgumentParser:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="smoke run: 32 documents per benchmark (shared by a group's tasks), a few steps, 200 resamples",
+        help="smoke run: 16 documents per benchmark (shared by a group's tasks), a few steps, 200 resamples",
     )
     p.add_argument("--iters", type=int, help="bootstrap resamples per metric (default 1000; --quick 200)")
     p.add_argument("--eval-seed", type=int, default=1234, help="evaluation seed (same for base and debiased)")

@@ -38,7 +38,7 @@ DEFAULT_SUITE = "gee_heldout"
 # --quick: the same suite on QUICK_LIMIT documents per benchmark (a group's leaf tasks share them:
 # MMLU-lite's 57 subjects get 1 each), a short training run and fewer bootstrap resamples; a smoke test
 # of the whole pipeline in about two minutes, not a measurement (100 documents took 5 min: issue 16).
-QUICK_LIMIT = 32
+QUICK_LIMIT = 16
 QUICK_ITERS = 200
 
 Renderer = Callable[[list[Path], Path], Path]
@@ -224,7 +224,7 @@ def _train_and_eval(
         prompts = probe.QUICK_PROMPTS if small else probe.DEFAULT_PROMPTS
         progress.phase(6, "probe", f"generating for {len(prompts)} prompts, base and adapter")
         started = time.perf_counter()
-        generate_examples(model_spec, folder, prompts)
+        generate_examples(model_spec, folder, prompts, max_new_tokens=20 if small else 40)
         state.finish("probe", time.perf_counter() - started)
 
     # 7. report (always re-rendered: cheap, and picks up template changes)
@@ -240,8 +240,8 @@ def _train_and_eval(
     return report
 
 
-def generate_examples(model_spec: str, folder: RunFolder, prompts) -> None:
-    generations = probe.Probe(model_spec, [folder.adapter]).run(prompts)
+def generate_examples(model_spec: str, folder: RunFolder, prompts, max_new_tokens: int = 40) -> None:
+    generations = probe.Probe(model_spec, [folder.adapter], max_new_tokens=max_new_tokens).run(prompts)
     probe.write_jsonl(generations, folder.generations)
 
 

@@ -57,7 +57,7 @@ class FakeWorld:
     def __init__(self):
         self.trained, self.evaluated, self.fail_debiased = 0, [], False
 
-    def generate_examples(self, model_spec, folder, prompts):
+    def generate_examples(self, model_spec, folder, prompts, max_new_tokens=40):  # noqa: ARG002
         rows = [{"prompt": p, "model": m, "mode": "greedy", "text": " ..."} for p in prompts for m in "ab"]
         folder.generations.parent.mkdir(parents=True, exist_ok=True)
         folder.generations.write_text("".join(json.dumps(r) + "\n" for r in rows))
