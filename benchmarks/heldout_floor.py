@@ -37,6 +37,7 @@ from eval_suite import forward_floor, suite_encoded  # noqa: E402
 from gpu_train import device_name, measured_gemm_flops  # noqa: E402
 
 OUT = Path(__file__).parent / "results" / "heldout_floor.json"
+Inputs = dict[tuple[int, ...], set[int]]  # distinct model input -> the positions some request scores
 
 
 def scored_inputs(
@@ -63,19 +64,10 @@ def body_linear_params(model: nn.Module) -> int:
     return sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear) and m is not head)
 
 
-def required_flops(
-    inputs: dict[tuple[int, ...], set[int]],
-    body_params: int,
-    layers: int,
-    attn_width: int,
-    hidden: int,
-    vocab: int,
-) -> dict[str, float]:
-    """Forward FLOPs: the body at every token, attention over the causal prefix, the head where scored."""
-    tokens = sum(len(s) for s in inputs)
-    scored = sum(len(p) for p in inputs.values())
-    # sum over positions of (i + 1) = n (n + 1) / 2 per sequence
-    prefix_pairs = sum(len(s) * (len(s) + 1) // 2 for s in inputs)
+def _flops(tokens: int, scored: int, prefix_pairs: int, *shape: int) -> dict[str, float]:
+    """2 FLOPs per multiply-add: the body per token, attention per (query, visible key) pair per layer,
+    the head per scored position. ``shape``: body params, layers, attention width, hidden, vocab."""
+    body_params, layers, attn_width, hidden, vocab = shape
     body = 2.0 * body_params * tokens
     attention = 2.0 * 2.0 * attn_width * layers * prefix_pairs
     head = 2.0 * hidden * vocab * scored
@@ -86,17 +78,23 @@ def required_flops(
         "attention": attention,
         "head": head,
         "total": body + attention + head,
-        "head_if_everywhere": 2.0 * hidden * vocab * tokens,
     }
 
 
+def required_flops(
+    inputs: Inputs, body_params: int, layers: int, attn_width: int, hidden: int, vocab: int
+) -> dict[str, float]:
+    """Forward FLOPs: the body at every token, attention over the causal prefix, the head where scored."""
+    tokens = sum(len(s) for s in inputs)
+    # sum over positions of (i + 1) = n (n + 1) / 2 per sequence
+    prefix_pairs = sum(len(s) * (len(s) + 1) // 2 for s in inputs)
+    scored = sum(len(p) for p in inputs.values())
+    flops = _flops(tokens, scored, prefix_pairs, body_params, layers, attn_width, hidden, vocab)
+    return {**flops, "head_if_everywhere": 2.0 * hidden * vocab * tokens}
+
+
 def shared_required_flops(
-    inputs: dict[tuple[int, ...], set[int]],
-    body_params: int,
-    layers: int,
-    attn_width: int,
-    hidden: int,
-    vocab: int,
+    inputs: Inputs, body_params: int, layers: int, attn_width: int, hidden: int, vocab: int
 ) -> dict[str, float]:
     """The stricter floor once inputs may share work: every distinct *prefix* run once (the suite's
     trie; what the scorer's prefix trees approach), attention over its depth, the head at each distinct
@@ -107,17 +105,7 @@ def shared_required_flops(
         nodes.update(seq[: i + 1] for i in range(len(seq)))
         scored.update(seq[: i + 1] for i in positions)
     prefix_pairs = sum(len(node) for node in nodes)  # a node at depth i attends to i + 1 positions
-    body = 2.0 * body_params * len(nodes)
-    attention = 2.0 * 2.0 * attn_width * layers * prefix_pairs
-    head = 2.0 * hidden * vocab * len(scored)
-    return {
-        "tokens": len(nodes),
-        "scored_positions": len(scored),
-        "body": body,
-        "attention": attention,
-        "head": head,
-        "total": body + attention + head,
-    }
+    return _flops(len(nodes), len(scored), prefix_pairs, body_params, layers, attn_width, hidden, vocab)
 
 
 def attention_width(config) -> int:
@@ -167,22 +155,14 @@ def main(argv: list[str] | None = None) -> dict:
 
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=args.batch_size)
     inputs = suite_inputs(lm, evaluation.task_manager(path), args.suite, args.limit)
-    flops = required_flops(
-        inputs,
+    shape = (
         body_linear_params(model),
         config.num_hidden_layers,
         attention_width(config),
         config.hidden_size,
         model.get_output_embeddings().weight.shape[0],
     )
-    shared = shared_required_flops(
-        inputs,
-        body_linear_params(model),
-        config.num_hidden_layers,
-        attention_width(config),
-        config.hidden_size,
-        model.get_output_embeddings().weight.shape[0],
-    )
+    flops, shared = required_flops(inputs, *shape), shared_required_flops(inputs, *shape)
     sequences = sorted((list(s) for s in inputs), key=len, reverse=True)
     forward_s = (
         None
