@@ -90,10 +90,14 @@ def attention_mask(trees: Sequence[Tree], width: int, window: int | None = None)
     mask = torch.zeros((len(trees), 1, width, width), dtype=torch.bool)
     mask[:, 0] = torch.eye(width, dtype=torch.bool)
     for row, tree in enumerate(trees):
-        n = len(tree)
-        visible = tree.visible()
-        if window is not None:
-            depth = torch.tensor(tree.depth)
-            visible &= (depth[:, None] - depth[None, :]) < window
-        mask[row, 0, :n, :n] = visible
-    return mask
+        mask[row, 0, : len(tree), : len(tree)] = tree.visible()
+    return mask if window is None else mask & window_band(trees, width, window)
+
+
+def window_band(trees: Sequence[Tree], width: int, window: int) -> torch.Tensor:
+    """``[batch, 1, width, width]`` bool: positions less than ``window`` apart in depth (a padding
+    position's own diagonal included), to AND with a visibility mask for a sliding-window layer."""
+    depth = torch.zeros((len(trees), width), dtype=torch.long)
+    for row, tree in enumerate(trees):
+        depth[row, : len(tree)] = torch.tensor(tree.depth)
+    return ((depth[:, :, None] - depth[:, None, :]) < window).unsqueeze(1)

@@ -32,6 +32,8 @@ DEFAULT_PROMPTS: tuple[str, ...] = (
     "A good parent is someone who",
 )
 QUICK_PROMPTS = DEFAULT_PROMPTS[:4]
+DEFAULT_MAX_NEW_TOKENS = 40
+QUICK_MAX_NEW_TOKENS = 20  # a smoke run's probe: enough text to see it works
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,11 @@ class Probe:
     """The base model and one merged copy per adapter, loaded once, generating on demand."""
 
     def __init__(
-        self, model_spec: str, adapters: Sequence[str | Path] = (), max_new_tokens: int = 40, seed: int = 0
+        self,
+        model_spec: str,
+        adapters: Sequence[str | Path] = (),
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        seed: int = 0,
     ):
         ref = models.reference(model_spec)
         for adapter in adapters:

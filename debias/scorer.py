@@ -103,17 +103,14 @@ class ScoredPositionsLM(HFLM):
             position_ids=positions.to(self.device),
             logits_to_keep=keep.to(self.device),
         ).logits  # [kept nodes, vocab], row-major
-        logprobs = F.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)
-        greedy = logprobs.argmax(dim=-1)
+        logprobs, greedy = _logprobs(logits)
         flat = (keep.flatten().cumsum(0) - 1).view_as(keep)  # (row, node) -> its row in ``logits``
         for row, tree in enumerate(trees):
             for seq, path in tree.paths.items():
                 for index in inputs[seq]:
                     continuation = requests[index][2]
                     rows = flat[row, path[len(seq) - len(continuation) :]].to(logprobs.device)
-                    target = torch.tensor(continuation, device=logprobs.device)
-                    picked = logprobs[rows].gather(-1, target.unsqueeze(-1)).squeeze(-1)
-                    yield index, (float(picked.sum()), bool((greedy[rows] == target).all()))
+                    yield index, _answer(logprobs, greedy, rows, continuation)
 
     def _tree_masks(self, trees, width: int):
         """The trees' 4-D mask in the attention's format; a model with sliding-window layers (Gemma 3)
@@ -121,10 +118,11 @@ class ScoredPositionsLM(HFLM):
         config = self.model.config
         window = getattr(config, "sliding_window", None)
         layer_types = getattr(config, "layer_types", None) or []
-        full = self._as_attention_mask(prefix_tree.attention_mask(trees, width))
+        visible = prefix_tree.attention_mask(trees, width)
+        full = self._as_attention_mask(visible)
         if window is None:
             return full
-        sliding = self._as_attention_mask(prefix_tree.attention_mask(trees, width, window))
+        sliding = self._as_attention_mask(visible & prefix_tree.window_band(trees, width, window))
         if "sliding_attention" in layer_types:
             return {"full_attention": full, "sliding_attention": sliding}
         return sliding  # every layer slides
@@ -149,17 +147,13 @@ class ScoredPositionsLM(HFLM):
             keep[row, len(seq) - n : len(seq)] = True
             spans.append(n)
         logits = self._logits(ids.to(self.device), keep.to(self.device))  # [kept positions, vocab]
-        logprobs = F.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)
-        greedy = logprobs.argmax(dim=-1)
+        logprobs, greedy = _logprobs(logits)
         end = 0
         for row, seq in enumerate(chunk):
             end += spans[row]  # this row's kept positions end here (row-major order)
             for index in inputs[seq]:
                 continuation = requests[index][2]
-                n = len(continuation)
-                target = torch.tensor(continuation, device=logprobs.device)
-                picked = logprobs[end - n : end].gather(-1, target.unsqueeze(-1)).squeeze(-1)
-                yield index, (float(picked.sum()), bool((greedy[end - n : end] == target).all()))
+                yield index, _answer(logprobs, greedy, slice(end - len(continuation), end), continuation)
 
     def _logits(self, ids: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         """The head's output at the ``keep`` positions only, flattened row by row (``logits_to_keep`` with
@@ -172,3 +166,19 @@ class ScoredPositionsLM(HFLM):
     def _pad_id(self) -> int:
         pad = self.tokenizer.pad_token_id
         return pad if pad is not None else (self.tokenizer.eos_token_id or 0)
+
+
+def _logprobs(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-softmax over the vocabulary in at least float32 (a float64 model keeps float64), and the argmax."""
+    logprobs = F.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)
+    return logprobs, logprobs.argmax(dim=-1)
+
+
+def _answer(
+    logprobs: torch.Tensor, greedy: torch.Tensor, rows, continuation: list[int]
+) -> tuple[float, bool]:
+    """lm-eval's answer for one request: its summed log-probability, and whether greedy decoding
+    reproduces it; ``rows`` index the positions that predict the continuation's tokens."""
+    target = torch.tensor(continuation, device=logprobs.device)
+    picked = logprobs[rows].gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    return float(picked.sum()), bool((greedy[rows] == target).all())

@@ -224,7 +224,8 @@ def _train_and_eval(
         prompts = probe.QUICK_PROMPTS if small else probe.DEFAULT_PROMPTS
         progress.phase(6, "probe", f"generating for {len(prompts)} prompts, base and adapter")
         started = time.perf_counter()
-        generate_examples(model_spec, folder, prompts, max_new_tokens=20 if small else 40)
+        tokens = probe.QUICK_MAX_NEW_TOKENS if small else probe.DEFAULT_MAX_NEW_TOKENS
+        generate_examples(model_spec, folder, prompts, tokens)
         state.finish("probe", time.perf_counter() - started)
 
     # 7. report (always re-rendered: cheap, and picks up template changes)
@@ -240,7 +241,7 @@ def _train_and_eval(
     return report
 
 
-def generate_examples(model_spec: str, folder: RunFolder, prompts, max_new_tokens: int = 40) -> None:
+def generate_examples(model_spec: str, folder: RunFolder, prompts, max_new_tokens: int) -> None:
     generations = probe.Probe(model_spec, [folder.adapter], max_new_tokens=max_new_tokens).run(prompts)
     probe.write_jsonl(generations, folder.generations)
 
