@@ -26,6 +26,7 @@ from typing import Any
 
 from debias import run_folder
 from debias.atomic import write_json_atomic
+from debias.methods.recipe import PPL_KEY
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
@@ -48,6 +49,9 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     # DPO with equalisation's retention anchor (KL on GSM8K-train/MMLU-dev text) and a finer checkpoint grid:
     # the unanchored run's in-budget step 40 and over-budget step 80 were 5.3 SS points apart
     "dpo-anchor0.3": ("dpo", ["--anchor-weight", "0.3", "--check-every", "20", "--steps", "120"]),
+    # the same, checked every 5 steps under the perplexity guard (selection's max_ppl_rise, default 3 %):
+    # on Gemma-3-270M step 20 of every-20 was already at the LMS budget and 12 % up in GSM8K perplexity
+    "dpo-anchor0.3-every5": ("dpo", ["--anchor-weight", "0.3", "--check-every", "5", "--steps", "120"]),
     # the same over DPO's default 200 steps (the learning rate decays over 200, not 120, steps)
     "dpo-anchor0.3-200": ("dpo", ["--anchor-weight", "0.3", "--check-every", "20", "--steps", "200"]),
     "gee": ("gee", ["--select-task", "gee_stereoset_select", "--select-metric", "ss"]),
@@ -157,6 +161,7 @@ def summarise(row: str, folder: Path, cmd: list[str]) -> dict[str, Any]:
     chosen = selection.get(f"chosen_{unit}")
     picked = selection.get(f"{unit}s", {}).get(str(chosen), {})
     base_select = selection.get("base", {})
+    shown = ("ss", "ss_gender", "lms", PPL_KEY)
     return {
         "row": row,
         "method": run.config.get("method"),
@@ -166,11 +171,11 @@ def summarise(row: str, folder: Path, cmd: list[str]) -> dict[str, Any]:
             "metric": selection.get("metric"),
             "chosen": chosen,
             "why": selection.get("why"),
-            "base": {k: base_select.get(k) for k in ("ss", "ss_gender", "lms")},
-            "kept": {k: picked.get(k) for k in ("ss", "ss_gender", "lms")},
+            "max_ppl_rise": selection.get("max_ppl_rise"),  # absent: selected before the perplexity guard
+            "base": {k: base_select.get(k) for k in shown},
+            "kept": {k: picked.get(k) for k in shown},
             "candidates": {
-                label: {k: v.get(k) for k in ("ss", "ss_gender", "lms")}
-                for label, v in selection.get(f"{unit}s", {}).items()
+                label: {k: v.get(k) for k in shown} for label, v in selection.get(f"{unit}s", {}).items()
             },
         },
         "heldout": {
@@ -184,16 +189,20 @@ def summarise(row: str, folder: Path, cmd: list[str]) -> dict[str, Any]:
 
 
 def best(rows: list[dict[str, Any]]) -> str | None:
-    """Decided on the select half only: nearest SS 50 within the LMS budget, then the smaller LMS drop."""
+    """Decided on the select half only: nearest SS 50 within the LMS budget (and, for rows selected under
+    the perplexity guard, the neutral-perplexity budget), then the smaller LMS drop."""
 
     def key(r: dict[str, Any]):
         kept, base = r["select"]["kept"], r["select"]["base"]
-        if kept.get("ss") is None or base.get("lms") is None:
-            return (float("inf"), float("inf"))
         return (abs(kept["ss"] - 50.0), base["lms"] - kept["lms"])
 
-    eligible = [r for r in rows if r["select"]["kept"].get("lms") is not None]
-    eligible = [r for r in eligible if r["select"]["base"]["lms"] - r["select"]["kept"]["lms"] <= 1.0]
+    def within(r: dict[str, Any]) -> bool:
+        kept, base, guard = r["select"]["kept"], r["select"]["base"], r["select"].get("max_ppl_rise")
+        if kept.get("ss") is None or kept.get("lms") is None or base["lms"] - kept["lms"] > 1.0:
+            return False
+        return guard is None or kept[PPL_KEY] / base[PPL_KEY] - 1.0 <= guard
+
+    eligible = [r for r in rows if within(r)]
     return min(eligible, key=key)["row"] if eligible else None
 
 

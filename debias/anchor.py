@@ -16,8 +16,6 @@ should stay the base model's, ``KL(p_base(·|x<t) ‖ p_tuned(·|x<t))`` average
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,33 +27,15 @@ from debias import training
 from debias.data.sampler import SeededCycle
 
 BUILTIN = "gsm8k_mmlu"
-_CALCULATOR = re.compile(r"<<[^>]*>>")  # GSM8K's calculator annotations: not natural text
 
 
 def gsm8k_mmlu_texts() -> list[str]:
-    """GSM8K train question + solution, and MMLU dev questions with their four options, as plain text."""
-    import csv
+    """GSM8K train question + solution, and MMLU dev questions with their four options, as plain text.
 
-    from harness_tasks import _data
+    The task layer owns the reading: ``gee_neutral_ppl_select`` scores the held-out side of this list."""
+    from harness_tasks.retention import utils
 
-    texts = []
-    with open(_data.data_file("gsm8k/train.jsonl"), encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                row = json.loads(line)
-                texts.append(row["question"] + "\n" + _CALCULATOR.sub("", row["answer"]))
-    subjects = sorted(
-        rel for rel in _data.manifest()["files"] if rel.startswith("mmlu/dev/") and rel.endswith(".csv")
-    )
-    for rel in subjects:
-        with open(_data.data_file(rel), encoding="utf-8", newline="") as fh:
-            for row in csv.reader(fh):
-                if len(row) >= 6:
-                    question, options = row[0], row[1:5]
-                    texts.append(
-                        question + "\n" + "\n".join(f"{k}. {o}" for k, o in zip("ABCD", options, strict=True))
-                    )
-    return texts
+    return utils.neutral_texts()
 
 
 def load_texts(spec: str) -> list[str]:
@@ -96,8 +76,10 @@ def kl_base_tuned(base_logits: torch.Tensor, tuned_logits: torch.Tensor, mask: t
 def split_texts(texts: Sequence[str], spec: str) -> tuple[list[str], list[str]]:
     """(training texts, held-out texts): every 10th text is held out, so the anchor probe never reads
     what the anchor trains on. Fewer than two texts leave one side empty: refused."""
-    train = [t for i, t in enumerate(texts) if i % 10 != 0]
-    heldout = [t for i, t in enumerate(texts) if i % 10 == 0]
+    from harness_tasks.retention.utils import NEUTRAL_HELDOUT_EVERY as every
+
+    train = [t for i, t in enumerate(texts) if i % every != 0]
+    heldout = [t for i, t in enumerate(texts) if i % every == 0]
     if not (train and heldout):
         raise ValueError(f"{spec}: the anchor needs at least two texts")
     return train, heldout

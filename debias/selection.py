@@ -1,9 +1,12 @@
 """Model selection, the same for every method: score a recipe's candidate checkpoints on the selection
 split, keep one as ``adapter/``, record every score and the reason in ``selection.json``.
 
-The rule (the PCGU paper's): among candidates whose LMS on the selection split is at most
-``max_lms_drop`` below the base model's, keep the one whose ``metric`` is nearest 50; if none qualifies,
-keep the one that lost the least LMS and say so. The selection split (``gee_stereoset_select``) is never
+The rule (the PCGU paper's, plus a perplexity guard): among candidates whose LMS on the selection split
+is at most ``max_lms_drop`` below the base model's and whose word perplexity on held-out neutral text
+(``gee_neutral_ppl_select``: GSM8K train / MMLU dev texts no anchor trains on) rose at most
+``max_ppl_rise``, keep the one whose ``metric`` is nearest 50; if none qualifies, keep the one least over
+budget and say so. The LMS of StereoSet's candidates alone missed what DPO cost Gemma-3-270M: select LMS
+-0.88 within budget, GSM8K perplexity +12 %. The selection split (``gee_stereoset_select``) is never
 reported: the report half and the other benchmarks stay held out.
 
 Scores are written after every candidate (``Scorer``), so an interrupted selection resumes where it
@@ -18,7 +21,12 @@ from typing import Any
 
 from debias import evaluation, models, pipeline, run_folder
 from debias.atomic import atomic_dir, write_json_atomic
-from debias.methods.recipe import Candidate, Recipe, selection_settings
+from debias.methods.recipe import PPL_KEY, PPL_TASK, Candidate, Recipe, SelectionSettings, selection_settings
+
+PPL_GUARD_NOTE = (
+    "gee_gsm8k_ppl shares the distribution of the perplexity guard's text (checkpoint selection reads "
+    "held-out GSM8K train solutions; the task scores test solutions)"
+)
 
 
 def choose(
@@ -27,41 +35,53 @@ def choose(
     metric: str,
     max_lms_drop: float,
     unit: str = "epoch",
+    max_ppl_rise: float = -1.0,
 ) -> tuple[Any, str]:
-    """(label, why): the candidate with |metric − 50| smallest among those within the LMS budget.
+    """(label, why): the candidate with |metric − 50| smallest among those within the retention budgets.
 
-    When no candidate stays within the budget the one that lost the least LMS is kept, and ``why`` says
-    so: the run still produces an adapter, and the caller records the warning next to it.
+    When no candidate stays within them the one least over budget (``SelectionSettings.overrun``) is
+    kept, and ``why`` says so: the run still produces an adapter, and the caller records the warning next
+    to it.
     """
     if not scored:
         raise ValueError("no checkpoint to choose from")
-    drops = {label: base["lms"] - m["lms"] for label, m in scored.items()}
-    eligible = [label for label in scored if drops[label] <= max_lms_drop]
+    settings = SelectionSettings("select", metric, max_lms_drop, max_ppl_rise)
+    overrun = {label: settings.overrun(base, m) for label, m in scored.items()}
+    eligible = [label for label in scored if overrun[label] <= 1.0]
+
+    def cost(label: Any) -> str:
+        drop, rise = settings.costs(base, scored[label])
+        return f"LMS drop {drop:.2f}" + (f", perplexity rise {rise:.1%}" if settings.ppl_guard else "")
+
     if eligible:
         best = min(eligible, key=lambda label: abs(scored[label][metric] - 50.0))
         return best, (
             f"{unit} {best}: |{metric} - 50| = {abs(scored[best][metric] - 50.0):.2f}, the smallest among "
-            f"{len(eligible)} of {len(scored)} checkpoints with LMS drop <= {max_lms_drop:g} "
-            f"(this one {drops[best]:.2f})"
+            f"{len(eligible)} of {len(scored)} checkpoints with {settings.budgets()} (this one {cost(best)})"
         )
-    best = min(scored, key=lambda label: drops[label])
+    best = min(scored, key=lambda label: overrun[label])
     return best, (
-        f"no checkpoint kept the LMS drop <= {max_lms_drop:g}; kept {unit} {best}, the smallest drop "
-        f"({drops[best]:.2f})"
+        f"no checkpoint kept {settings.budgets()}; kept {unit} {best}, the least over budget ({cost(best)})"
     )
 
 
 def selection_metrics(results: dict[str, Any], task: str, metric: str) -> dict[str, float]:
-    values = evaluation.summary(results).get(task, {})
-    missing = [name for name in (metric, "lms") if name not in values]
-    if missing:
-        raise ValueError(f"selection task {task!r} reports no {', '.join(missing)} (a StereoSet task does)")
-    return {name: float(values[name]) for name in sorted(values) if name.startswith(("ss", "lms", "icat"))}
-
-
-def request_for(recipe: Recipe) -> evaluation.EvalRequest:
-    task, _, _ = selection_settings(recipe.cfg)
-    return evaluation.EvalRequest(tasks=[task], seed=getattr(recipe.cfg, "seed", 0))
+    """The selection split's StereoSet scores, and the guard's neutral perplexity when ``results`` has it."""
+    summary = evaluation.summary(results)
+    metrics: dict[str, float] = {}
+    if task in summary:
+        values = summary[task]
+        missing = [name for name in (metric, "lms") if name not in values]
+        if missing:
+            raise ValueError(
+                f"selection task {task!r} reports no {', '.join(missing)} (a StereoSet task does)"
+            )
+        metrics.update(
+            {name: float(values[name]) for name in sorted(values) if name.startswith(("ss", "lms", "icat"))}
+        )
+    if PPL_TASK in summary:
+        metrics[PPL_KEY] = float(summary[PPL_TASK]["word_perplexity"])
+    return metrics
 
 
 def score(model: models.ModelRef, candidate: Candidate, request: evaluation.EvalRequest) -> dict[str, Any]:
@@ -72,23 +92,38 @@ def score(model: models.ModelRef, candidate: Candidate, request: evaluation.Eval
 
 
 class Scorer:
-    """Scores one candidate on the selection split, once: what a recipe calls during training.
+    """Scores one candidate on the selection split (and the perplexity guard's text), once: what a recipe
+    calls during training.
 
     The orchestration hands it to a recipe (``recipe.scorer``) whose training needs the selection
     score as it goes (DPO's overshoot guard stops once SS has crossed 50); the scores land in
-    ``selection.json``, where the select phase finds them and scores only what is missing.
+    ``selection.json``, where the select phase finds them and scores only what is missing (a run scored
+    before the perplexity guard existed gains only the perplexity).
     """
 
     def __init__(self, recipe: Recipe, model: models.ModelRef) -> None:
         self.recipe, self.model = recipe, model
-        self.task, self.metric, _ = selection_settings(recipe.cfg)
+        self.settings = selection_settings(recipe.cfg)
+        self.task, self.metric = self.settings.task, self.settings.metric
         self._base: dict[str, float] | None = None
+
+    def _missing(self, metrics: Mapping[str, float]) -> list[str]:
+        """The tasks whose metrics ``metrics`` lacks."""
+        wanted = [(self.task, self.metric)] + ([(PPL_TASK, PPL_KEY)] if self.settings.ppl_guard else [])
+        return [task for task, key in wanted if key not in metrics]
+
+    def _request(self, task: str) -> evaluation.EvalRequest:
+        # one task per request: the base cache then holds each part on its own key (what a run before the
+        # guard cached for the select task is reused)
+        return evaluation.EvalRequest(tasks=[task], seed=getattr(self.recipe.cfg, "seed", 0))
 
     @property
     def base(self) -> dict[str, float]:
         if self._base is None:
-            results, _ = pipeline.base_results(self.model.spec, request_for(self.recipe))
-            self._base = selection_metrics(results, self.task, self.metric)
+            self._base = {}
+            for task in self._missing({}):
+                results, _ = pipeline.base_results(self.model.spec, self._request(task))
+                self._base.update(selection_metrics(results, self.task, self.metric))
         return self._base
 
     def scored(self) -> dict[str, dict[str, float]]:
@@ -101,13 +136,15 @@ class Scorer:
 
     def __call__(self, candidate: Candidate) -> dict[str, float]:
         scores = self.scored()
-        if candidate.label not in scores:
-            scores[candidate.label] = selection_metrics(
-                score(self.model, candidate, request_for(self.recipe)), self.task, self.metric
+        known = dict(scores.get(candidate.label, {}))
+        for task in self._missing(known):
+            known.update(
+                selection_metrics(score(self.model, candidate, self._request(task)), self.task, self.metric)
             )
+            scores[candidate.label] = known
             record = {"task": self.task, "metric": self.metric, "base": self.base}
             write_json_atomic(self.recipe.folder.selection, {**record, f"{self.recipe.unit}s": scores})
-        return scores[candidate.label]
+        return known
 
 
 def select(recipe: Recipe, model: models.ModelRef) -> dict[str, Any]:
@@ -117,7 +154,8 @@ def select(recipe: Recipe, model: models.ModelRef) -> dict[str, Any]:
     is no longer held out.
     """
     folder = recipe.folder
-    task, metric, max_lms_drop = selection_settings(recipe.cfg)
+    settings = selection_settings(recipe.cfg)
+    task, metric = settings.task, settings.metric
     candidates = recipe.candidates()
     if not candidates:
         raise ValueError(f"{folder.path}: training left no checkpoint to keep")
@@ -128,10 +166,16 @@ def select(recipe: Recipe, model: models.ModelRef) -> dict[str, Any]:
         scorer = Scorer(recipe, model)
         selection[key] = {candidate.label: scorer(candidate) for candidate in candidates}
         selection["base"] = scorer.base
-        chosen, why = choose(scorer.base, selection[key], metric, max_lms_drop, unit)
+        chosen, why = choose(
+            scorer.base, selection[key], metric, settings.max_lms_drop, unit, settings.max_ppl_rise
+        )
     else:
         chosen, why = candidates[-1].label, f"no selection task: the last {unit}"
-    selection.update({f"chosen_{unit}": _label_value(chosen), "why": why, "max_lms_drop": max_lms_drop})
+    selection.update(
+        {f"chosen_{unit}": _label_value(chosen), "why": why, "max_lms_drop": settings.max_lms_drop}
+    )
+    if settings.ppl_guard:
+        selection["max_ppl_rise"] = settings.max_ppl_rise
     write_json_atomic(folder.selection, selection)
     source = next(c.path for c in candidates if c.label == chosen)
     with atomic_dir(folder.adapter) as tmp:
@@ -141,11 +185,13 @@ def select(recipe: Recipe, model: models.ModelRef) -> dict[str, Any]:
     summary = dict(record.get("training") or {})
     summary.update({f"chosen_{unit}": _label_value(chosen), "selection": why})
     summary.update(recipe.adapter_summary(folder.adapter))
-    summary["not_held_out"] = recipe.not_held_out() + (
-        [f"{task} and the tasks that contain its documents (checkpoint selection; the rest is held out)"]
-        if task
-        else []
-    )
+    summary["not_held_out"] = recipe.not_held_out()
+    if task:
+        summary["not_held_out"].append(
+            f"{task} and the tasks that contain its documents (checkpoint selection; the rest is held out)"
+        )
+    if settings.ppl_guard:
+        summary["not_held_out"].append(PPL_GUARD_NOTE)
     folder.write_config({**record, "training": summary})
     return summary
 

@@ -28,7 +28,7 @@ from typing import Any
 from debias import evaluation, launch, models, pipeline, probe, run_folder, selection
 from debias.atomic import write_json_atomic
 from debias.methods import recipe_class
-from debias.methods.recipe import Recipe, selection_settings
+from debias.methods.recipe import PPL_TASK, Recipe, selection_settings
 from debias.run_folder import RunFolder, RunState
 
 PHASES = ("train", "select", "base", "debiased", "compare", "probe", "report")
@@ -96,9 +96,10 @@ def train_adapter(
 def train_phase(
     method: str, cfg: Any, out: Path | RunFolder, resume: bool = False, stop_after: int | None = None
 ) -> Recipe:
-    task, _, _ = selection_settings(cfg)
+    settings = selection_settings(cfg)
+    task = settings.task
     if task:  # fail before training (minutes) rather than after it
-        evaluation.check_task_names([task])
+        evaluation.check_task_names([task] + ([PPL_TASK] if settings.ppl_guard else []))
     recipe = make_recipe(method, cfg, out, resume)
     if task:  # a recipe that selects as it trains (DPO's overshoot guard) scores through this
         recipe.scorer = selection.Scorer(recipe, models.reference(cfg.model))
@@ -172,7 +173,7 @@ def _train_and_eval(
     if state.done("select"):
         progress.phase(2, "select", "finished earlier, skipped")
     else:
-        task, _, _ = selection_settings(cfg)
+        task = selection_settings(cfg).task
         what = f"scoring checkpoints on {task}" if task else "keeping the last checkpoint"
         progress.phase(2, "select", what)
         started = time.perf_counter()

@@ -17,6 +17,7 @@ from debias import selection
 from debias.data import bias_pairs
 from debias.methods import dpo
 from debias.methods.dpo.recipe import DpoConfig, DpoRecipe, _GuardCallback
+from debias.methods.recipe import PPL_KEY as PPL
 from debias.methods.recipe import Candidate
 
 REPO = Path(__file__).resolve().parent.parent
@@ -165,13 +166,13 @@ def test_builtin_pairs_share_no_8_words_with_the_benchmarks(data_dir):
 
 def test_guard_stops_after_ss_crosses_50_and_selection_keeps_the_nearest_within_budget(tmp_path):
     """A synthetic select-half trajectory: the guard stops at step 100, selection keeps step 50."""
-    base = {"ss": 60.0, "lms": 80.0}
+    base = {"ss": 60.0, "lms": 80.0, PPL: 20.0}
     trajectory = {
-        25: {"ss": 57.0, "lms": 80.2},
-        50: {"ss": 52.5, "lms": 79.6},  # nearest 50 within the 1-point LMS budget
-        75: {"ss": 50.4, "lms": 78.1},  # nearer, but 1.9 LMS points lost
-        100: {"ss": 47.0, "lms": 79.5},  # crossed 50 by 3 > margin 1: stop here
-        125: {"ss": 44.0, "lms": 79.0},  # never reached
+        25: {"ss": 57.0, "lms": 80.2, PPL: 20.1},
+        50: {"ss": 52.5, "lms": 79.6, PPL: 20.4},  # nearest 50 within the 1-point LMS budget and 3 % ppl
+        75: {"ss": 50.4, "lms": 78.1, PPL: 20.4},  # nearer, but 1.9 LMS points lost
+        100: {"ss": 47.0, "lms": 79.5, PPL: 20.5},  # crossed 50 by 3 > margin 1: stop here
+        125: {"ss": 44.0, "lms": 79.0, PPL: 20.5},  # never reached
     }
     cfg = DpoConfig(check_every=25, overshoot_margin=1.0)
     recipe = DpoRecipe(cfg, tmp_path)
@@ -200,8 +201,67 @@ def test_guard_stops_after_ss_crosses_50_and_selection_keeps_the_nearest_within_
             break
     assert stopped_at == 100 and "crossed 50" in recipe.guard_stop
     assert [line["step"] for line in lines] == [25, 50, 75, 100] and lines[1]["select_ss"] == 52.5
-    chosen, why = selection.choose(base, {str(k): v for k, v in scored.items()}, "ss", 1.0, "step")
-    assert chosen == "50" and "3 of 4" in why
+    chosen, why = selection.choose(base, {str(k): v for k, v in scored.items()}, "ss", 1.0, "step", 0.03)
+    assert chosen == "50" and "3 of 4" in why and "perplexity rise 2.0%" in why
+
+
+def _run_guard(recipe, trajectory):
+    """Feed a synthetic select-half trajectory through the guard callback: (stopped at, log lines, scored)."""
+    scored = {}
+
+    def scorer(candidate: Candidate):
+        scored[candidate.label] = trajectory[int(candidate.label)]
+        return scored[candidate.label]
+
+    recipe.scorer = _FakeScorer(recipe.scorer.base, scorer)
+    recipe.guard_stop = None
+    lines = []
+    callback = _GuardCallback(recipe, types.SimpleNamespace(write=lines.append))
+    for step in sorted(trajectory):
+        control = types.SimpleNamespace(should_training_stop=False)
+        callback.on_save(None, types.SimpleNamespace(global_step=step, is_world_process_zero=True), control)
+        if control.should_training_stop:
+            return step, lines, scored
+    return None, lines, scored
+
+
+def test_guard_stops_far_over_the_retention_budget_and_selection_skips_a_perplexity_overrun(tmp_path):
+    """SS never crosses 50, but perplexity climbs: the nearer-50 step 50 is over the 3 % perplexity
+    budget (not kept), step 75 is 2.5x over it (training stops there)."""
+    base = {"ss": 60.0, "lms": 80.0, PPL: 20.0}
+    trajectory = {
+        25: {"ss": 56.0, "lms": 79.9, PPL: 20.2},  # +1 %: within both budgets
+        50: {"ss": 53.0, "lms": 79.8, PPL: 20.8},  # +4 %: over the perplexity budget, 1.33x
+        75: {"ss": 51.0, "lms": 79.7, PPL: 21.5},  # +7.5 %: 2.5x over, > stop_over_budget 2
+        100: {"ss": 50.0, "lms": 79.6, PPL: 22.0},  # never reached
+    }
+    recipe = DpoRecipe(DpoConfig(check_every=25, stop_over_budget=2.0), tmp_path)
+    recipe.heldout_scores = lambda: {
+        "reward_accuracy": 1.0,
+        "reward_margin": 0.1,
+        "accuracy_by_bias_type": {},
+    }
+    recipe.scorer = _FakeScorer(base, None)
+    stopped_at, lines, scored = _run_guard(recipe, trajectory)
+    assert stopped_at == 75 and "2.5x its retention budget" in recipe.guard_stop
+    assert lines[1]["select_" + PPL] == 20.8
+    chosen, why = selection.choose(base, scored, "ss", 1.0, "step", 0.03)
+    assert chosen == "25" and "1 of 3" in why
+    # without the perplexity guard the nearest-50 step wins, and the stop needs LMS alone
+    assert selection.choose(base, scored, "ss", 1.0, "step")[0] == "75"
+    recipe = DpoRecipe(DpoConfig(check_every=25, max_ppl_rise=-1.0), tmp_path)
+    recipe.heldout_scores = lambda: {
+        "reward_accuracy": 1.0,
+        "reward_margin": 0.1,
+        "accuracy_by_bias_type": {},
+    }
+    recipe.scorer = _FakeScorer(base, None)
+    assert _run_guard(recipe, trajectory)[0] is None
+    # nothing within budget: the least over budget is kept (step 50: 1.33x; step 75: 2.5x)
+    chosen, why = selection.choose(base, {k: scored[k] for k in ("50", "75")}, "ss", 1.0, "step", 0.03)
+    assert chosen == "50" and why.startswith(
+        "no checkpoint kept LMS drop <= 1 and neutral perplexity rise <= 3%"
+    )
 
 
 class _FakeScorer:

@@ -328,18 +328,31 @@ def test_selection_keeps_the_chosen_epoch_as_the_adapter(tmp_path, smollm2, data
     def scores(ss, lms):
         return {"results": {"gee_stereoset_select": {"ss_gender,none": ss, "lms,none": lms, "ss,none": 55.0}}}
 
+    def perplexity(value):
+        return {"results": {"gee_neutral_ppl_select": {"word_perplexity,none": value}}}
+
     canned = iter([scores(52.0, 79.8), scores(50.5, 77.0)])  # epoch 2 is nearer 50 but loses 3 LMS points
-    monkeypatch.setattr(pipeline, "base_results", lambda spec, request: (scores(60.0, 80.0), True))
-    monkeypatch.setattr(evaluation, "evaluate", lambda *args, **kwargs: next(canned))
+    canned_ppl = iter([perplexity(20.2), perplexity(20.3)])  # both within the 3 % perplexity budget
+
+    def base_results(spec, request):
+        return (perplexity(20.0) if request.tasks == ["gee_neutral_ppl_select"] else scores(60.0, 80.0)), True
+
+    def evaluate(model, tokenizer, request, **kwargs):
+        return next(canned_ppl if request.tasks == ["gee_neutral_ppl_select"] else canned)
+
+    monkeypatch.setattr(pipeline, "base_results", base_results)
+    monkeypatch.setattr(evaluation, "evaluate", evaluate)
     cfg = pcgu.PcguConfig(pairs=_pairs_file(tmp_path), k=64, lr=1e-3, batch_size=2, epochs=2)
     summary = train_adapter("pcgu", cfg, tmp_path / "run")
     selection = json.loads((tmp_path / "run" / "selection.json").read_text())
     assert summary["chosen_epoch"] == selection["chosen_epoch"] == 1
     assert selection["epochs"]["2"]["lms"] == 77.0 and selection["base"]["ss_gender"] == 60.0
+    assert selection["epochs"]["2"]["neutral_word_perplexity"] == 20.3 and selection["max_ppl_rise"] == 0.03
     chosen = _adapter_tensors(tmp_path / "run" / "checkpoints" / "epoch-1")
     kept = _adapter_tensors(tmp_path / "run" / "adapter")
     assert all(torch.equal(chosen[n], kept[n]) for n in chosen) and chosen.keys() == kept.keys()
     assert any("checkpoint selection" in entry for entry in summary["not_held_out"])
+    assert any("perplexity guard" in entry for entry in summary["not_held_out"])
 
 
 def test_embeddings_stay_frozen_unless_asked(tokenizer):

@@ -9,18 +9,18 @@ Model selection (score candidates on the selection split, keep one as ``adapter/
 recipe: ``debias.selection`` does it the same way for every method, so no method needs the evaluation
 pipeline and every method's choice is recorded alike in ``selection.json``.
 
-A config that wants selection declares ``select_task``, ``select_metric`` and ``max_lms_drop`` fields;
-``select_task = ""`` keeps the last candidate.
+A config that wants selection declares ``select_task``, ``select_metric``, ``max_lms_drop`` and
+``max_ppl_rise`` fields; ``select_task = ""`` keeps the last candidate.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from debias import evaluation, run_folder
 from debias.models import ModelRef
@@ -87,7 +87,7 @@ class Recipe(ABC):
     # ---------------------------------------------------------------- shared pieces
     def check_resume(self) -> None:
         if self.resume:
-            self.folder.check_resume(self.method, self.config_dict(), self.resume_may_change)
+            self.folder.check_resume(self.method, self.config_dict(), self.resume_may_change + SELECTION_ONLY)
 
     def config_dict(self) -> dict[str, Any]:
         return run_folder.jsonable(dataclasses.asdict(self.cfg))
@@ -109,10 +109,54 @@ class Recipe(ABC):
         )
 
 
-def selection_settings(cfg: Any) -> tuple[str, str, float]:
-    """(task, metric, max LMS drop) of a config; a config without the fields does no selection."""
-    return (
+#: the selection's perplexity guard: a lm-eval task over held-out neutral text, and the metric it keeps
+PPL_TASK = "gee_neutral_ppl_select"
+PPL_KEY = "neutral_word_perplexity"
+#: settings that only change which checkpoint is kept, never the training: a resumed run may change them
+SELECTION_ONLY = ("max_ppl_rise",)
+
+
+class SelectionSettings(NamedTuple):
+    task: str  # "" keeps the last candidate
+    metric: str
+    max_lms_drop: float
+    max_ppl_rise: float  # < 0: no perplexity guard
+
+    @property
+    def ppl_guard(self) -> bool:
+        return bool(self.task) and self.max_ppl_rise >= 0
+
+    def costs(self, base: Mapping[str, float], scores: Mapping[str, float]) -> tuple[float, float]:
+        """(LMS drop, relative neutral-perplexity rise) of a candidate against the base; the rise is 0
+        without the guard."""
+        rise = scores[PPL_KEY] / base[PPL_KEY] - 1.0 if self.ppl_guard else 0.0
+        return base["lms"] - scores["lms"], rise
+
+    def overrun(self, base: Mapping[str, float], scores: Mapping[str, float]) -> float:
+        """How far over its retention budgets a candidate is: max(drop / budget, rise / budget); <= 1 is
+        within both (a zero budget counts any cost as far over)."""
+        drop, rise = self.costs(base, scores)
+        ratios = [_ratio(drop, self.max_lms_drop)]
+        if self.ppl_guard:
+            ratios.append(_ratio(rise, self.max_ppl_rise))
+        return max(ratios)
+
+    def budgets(self) -> str:
+        text = f"LMS drop <= {self.max_lms_drop:g}"
+        return text + (f" and neutral perplexity rise <= {self.max_ppl_rise:.0%}" if self.ppl_guard else "")
+
+
+def _ratio(cost: float, budget: float) -> float:
+    if cost <= 0:
+        return 0.0
+    return cost / budget if budget > 0 else float("inf")
+
+
+def selection_settings(cfg: Any) -> SelectionSettings:
+    """A config's selection settings; a config without the fields does no selection."""
+    return SelectionSettings(
         getattr(cfg, "select_task", "") or "",
         getattr(cfg, "select_metric", "ss_gender"),
         float(getattr(cfg, "max_lms_drop", 1.0)),
+        float(getattr(cfg, "max_ppl_rise", -1.0)),
     )

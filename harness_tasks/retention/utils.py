@@ -34,6 +34,8 @@ MMLU_LETTERS = ("A", "B", "C", "D")
 # HF split name -> upstream folder (MMLU) / file (GSM8K)
 MMLU_SPLIT_FOLDERS = {"test": "test", "dev": "dev", "validation": "val"}
 GSM8K_SPLIT_FILES = {"test": "gsm8k/test.jsonl", "train": "gsm8k/train.jsonl"}
+_CALCULATOR = re.compile(r"<<[^>]*>>")  # GSM8K's calculator annotations: not natural text
+NEUTRAL_HELDOUT_EVERY = 10  # every 10th neutral text is held out of the anchor's training
 
 
 def mmlu_subjects() -> list[str]:
@@ -177,10 +179,43 @@ def gsm8k_solution_text(doc: dict[str, str]) -> str:
     return f"{doc['question']}\n{doc['answer']}"
 
 
+def neutral_texts() -> list[str]:
+    """Neutral text for the retention anchor and the selection's perplexity guard: GSM8K *train* question +
+    solution (calculator annotations removed), then MMLU *dev* questions with their four options.
+
+    Never the items the retention tasks score (GSM8K test, MMLU test). Every ``NEUTRAL_HELDOUT_EVERY``-th
+    text is held out of the anchor's training (``debias.anchor.split_texts``): ``gee_neutral_ppl_select``
+    scores those.
+    """
+    texts = [row["question"] + "\n" + _CALCULATOR.sub("", row["answer"]) for row in gsm8k_rows("train")]
+    for subject in mmlu_subjects():
+        for row in mmlu_rows(subject, "dev"):
+            options = "\n".join(f"{k}. {o}" for k, o in zip(MMLU_LETTERS, row["choices"], strict=True))
+            texts.append(row["question"] + "\n" + options)
+    return texts
+
+
+def load_neutral_heldout(splits: list[str], n: int, **_metadata: Any):
+    """``custom_dataset`` hook of ``gee_neutral_ppl_select``: ``n`` of the anchor's held-out neutral texts
+    (the ``stable_subset``, so GSM8K and MMLU are both sampled), as rows with one ``text`` field."""
+    import datasets
+
+    heldout = [{"text": t} for i, t in enumerate(neutral_texts()) if i % NEUTRAL_HELDOUT_EVERY == 0]
+    rows = _subset(heldout, n)
+    features = datasets.Features({"text": datasets.Value("string")})
+    return datasets.DatasetDict(
+        {split: datasets.Dataset.from_list(rows, features=features) for split in splits}
+    )
+
+
+def neutral_text(doc: dict[str, str]) -> str:
+    return doc["text"]
+
+
 def perplexity_results(doc: dict[str, str], results: Sequence[float]) -> dict[str, tuple[float, int]]:
     """(log-likelihood, size) per document, pooled by lm-eval's weighted perplexity / bits-per-byte."""
     (loglikelihood,) = results
-    text = gsm8k_solution_text(doc)
+    text = doc["text"] if "text" in doc else gsm8k_solution_text(doc)
     words, size = len(re.split(r"\s+", text.strip())), len(text.encode("utf-8"))
     return {
         "word_perplexity": (loglikelihood, words),

@@ -42,7 +42,7 @@ from transformers import TrainerCallback
 from debias import anchor as anchor_text
 from debias import memory, models, training
 from debias.data import preference_pairs as pair_data
-from debias.methods.recipe import Candidate, Recipe
+from debias.methods.recipe import PPL_KEY, Candidate, Recipe, selection_settings
 from debias.models import DEFAULT_MODEL
 
 
@@ -80,7 +80,12 @@ class DpoConfig:
     select_task: str = "gee_stereoset_select"
     select_metric: str = "ss"
     max_lms_drop: float = 1.0
+    # ... and whose word perplexity on held-out neutral text rose at most this much (0.03: 3 %; < 0: off)
+    max_ppl_rise: float = 0.03
     overshoot_margin: float = 1.0
+    # ... and once a check is this many times over its retention budgets (LMS drop, perplexity rise): a
+    # later, further-trained checkpoint would not be kept either (0: never)
+    stop_over_budget: float = 2.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -90,8 +95,8 @@ class DpoConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.beta <= 0 or self.lr <= 0:
             raise ValueError("beta and lr must be positive")
-        if self.sft_weight < 0 or self.overshoot_margin < 0 or self.anchor_weight < 0:
-            raise ValueError("sft_weight, anchor_weight and overshoot_margin must be >= 0")
+        if min(self.sft_weight, self.overshoot_margin, self.anchor_weight, self.stop_over_budget) < 0:
+            raise ValueError("sft_weight, anchor_weight, overshoot_margin and stop_over_budget must be >= 0")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -173,6 +178,8 @@ def completion_logps(
 class DpoRecipe(Recipe):
     method = "dpo"
     unit = "step"
+    # the over-budget stop may be set on a run that predates it: it only ever stops training sooner
+    resume_may_change = ("stop_over_budget",)
     # a smoke run: 4 steps of 4 pairs, only the 16 pairs it trains on get reference log-probs
     quick = {
         "steps": 4,
@@ -224,16 +231,33 @@ class DpoRecipe(Recipe):
             Candidate(str(_step(p)), p) for p in self._checkpoints() if (p / "adapter_config.json").is_file()
         ]
 
+    def stop_reason(self, label: str, scores: dict[str, float]) -> str | None:
+        """Why the guard stops at this check: SS crossed 50 by more than the margin, or the checkpoint is
+        ``stop_over_budget`` times over its retention budgets; None to go on."""
+        cfg, base = self.cfg, self.scorer.base  # type: ignore[union-attr]
+        value = scores[cfg.select_metric]
+        if crossed(base[cfg.select_metric], value, cfg.overshoot_margin):
+            return (
+                f"step {label}: {cfg.select_metric} {value:.2f} crossed 50 (base "
+                f"{base[cfg.select_metric]:.2f}) by more than {cfg.overshoot_margin:g}"
+            )
+        settings = selection_settings(cfg)
+        overrun = settings.overrun(base, scores)
+        if cfg.stop_over_budget > 0 and overrun > cfg.stop_over_budget:
+            drop, rise = settings.costs(base, scores)
+            return (
+                f"step {label}: {overrun:.1f}x its retention budget ({settings.budgets()}; LMS drop "
+                f"{drop:.2f}, perplexity rise {rise:.1%}), more than {cfg.stop_over_budget:g}x"
+            )
+        return None
+
     def _guard_stopped(self) -> str | None:
-        """Why an earlier run of this folder stopped (a crossed check), if it did."""
+        """Why an earlier run of this folder stopped, if it did."""
         if self.scorer is None:
             return None
-        base = self.scorer.base[self.cfg.select_metric]
         for label, scores in sorted(self.scorer.scored().items(), key=lambda kv: int(kv[0])):
-            if crossed(base, scores[self.cfg.select_metric], self.cfg.overshoot_margin):
-                return (
-                    f"step {label}: {self.cfg.select_metric} {scores[self.cfg.select_metric]:.2f} crossed 50"
-                )
+            if self.cfg.select_metric in scores and (reason := self.stop_reason(label, scores)):
+                return reason
         return None
 
     # ------------------------------------------------------------------ train
@@ -477,14 +501,10 @@ class _GuardCallback(TrainerCallback):
         if recipe.scorer is not None:
             path = recipe.folder.checkpoints / f"checkpoint-{step}"
             scores = recipe.scorer(Candidate(str(step), path))
-            base = recipe.scorer.base
-            record.update({f"select_{k}": v for k, v in scores.items() if k in (cfg.select_metric, "lms")})
-            value = scores[cfg.select_metric]
-            if crossed(base[cfg.select_metric], value, cfg.overshoot_margin):
-                recipe.guard_stop = (
-                    f"step {step}: {cfg.select_metric} {value:.2f} crossed 50 (base "
-                    f"{base[cfg.select_metric]:.2f}) by more than {cfg.overshoot_margin:g}"
-                )
+            keep = (cfg.select_metric, "lms", PPL_KEY)
+            record.update({f"select_{k}": v for k, v in scores.items() if k in keep})
+            recipe.guard_stop = recipe.stop_reason(str(step), scores)
+            if recipe.guard_stop is not None:
                 control.should_training_stop = True
         if state.is_world_process_zero:
             self.log.write(record)

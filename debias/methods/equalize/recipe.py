@@ -86,6 +86,8 @@ class EqualizeConfig:
     select_task: str = "gee_stereoset_select"
     select_metric: str = "ss"
     max_lms_drop: float = 1.0
+    # ... and whose word perplexity on held-out neutral text rose at most this much (0.03: 3 %; < 0: off)
+    max_ppl_rise: float = 0.03
     seed: int = 0
 
     def __post_init__(self) -> None:

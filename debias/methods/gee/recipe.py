@@ -89,6 +89,8 @@ class GeeConfig:
     select_task: str = ""
     select_metric: str = "ss_gender"
     max_lms_drop: float = 1.0
+    # ... and whose word perplexity on held-out neutral text rose at most this much (0.03: 3 %; < 0: off)
+    max_ppl_rise: float = 0.03
 
     def __post_init__(self) -> None:
         self.groups = tuple(self.groups)
