@@ -429,3 +429,22 @@ def test_perplexity_of_a_broken_model_is_inf_not_a_crash():
     items = [(-6.0, 3), (-2.0, 2)]
     assert utils.weighted_perplexity(items) == pytest.approx(lm_eval_weighted_perplexity(items))
     assert utils.weighted_perplexity([(-1e6, 10)]) == math.inf
+
+
+def test_neutral_perplexity_task_reads_only_the_anchor_held_out_side(data_dir, task_manager):
+    """The selection's perplexity guard scores texts no anchor trains on and no retention task scores."""
+    from debias import anchor
+
+    task = _our_task(task_manager, "gee_neutral_ppl_select")
+    docs = [doc["text"] for doc in task.eval_docs]
+    train, heldout = anchor.split_texts(anchor.gsm8k_mmlu_texts(), anchor.BUILTIN)
+    assert len(docs) == len(set(docs)) == 64
+    assert set(docs) <= set(heldout) and not set(docs) & set(train)
+    # both sources are sampled (a prefix would be GSM8K only), and no GSM8K test question is among them
+    assert any(doc.split("\n")[-1].startswith("D. ") for doc in docs)
+    assert any("####" in doc for doc in docs)
+    test_questions = {row["question"] for row in utils.gsm8k_rows("test")}
+    assert not {doc.split("\n")[0] for doc in docs} & test_questions
+    assert task.doc_to_target(task.eval_docs[0]) == docs[0]
+    # pooled like gee_gsm8k_ppl, over the text's own words and bytes
+    assert utils.perplexity_results({"text": "a b\nc"}, [-6.0])["word_perplexity"] == (-6.0, 3)
