@@ -303,13 +303,28 @@ def summary(results: dict[str, Any]) -> dict[str, dict[str, float]]:
 class RunState:
     """``run.json``: the spec the folder was started with and the wall time of each finished phase."""
 
-    def __init__(self, folder: RunFolder, spec: dict[str, Any], method_config: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        folder: RunFolder,
+        spec: dict[str, Any],
+        method_config: dict[str, Any],
+        may_change: tuple[str, ...] = (),
+    ) -> None:
+        """``may_change``: method-config fields a resumed run may change (selection budgets); ``changed``
+        then names the ones that did, and the new values are recorded."""
         self.path = folder.path / RUN
         wanted = jsonable({"spec": spec, "method_config": method_config})
+        self.changed: list[str] = []
         if self.path.is_file():
             self.data = read_json(self.path)
             old = {"spec": self.data.get("spec"), "method_config": self.data.get("method_config")}
-            if old != wanted:
+            recorded, new = old["method_config"] or {}, wanted["method_config"]
+            fields = sorted(k for k in set(recorded) | set(new) if recorded.get(k) != new.get(k))
+            if old["spec"] == wanted["spec"] and fields and set(fields) <= set(may_change):
+                self.changed = fields
+                self.data["method_config"] = new
+                self.save()
+            elif old != wanted:
                 raise RunFolderError(
                     f"{folder.path} holds a run started with other settings ({_difference(old, wanted)}); "
                     "use another --out, or the same settings to resume it"

@@ -192,7 +192,8 @@ def select(recipe: Recipe, model: models.ModelRef) -> dict[str, Any]:
         )
     if settings.ppl_guard:
         summary["not_held_out"].append(PPL_GUARD_NOTE)
-    folder.write_config({**record, "training": summary})
+    # the config as selected: a finished run selected again under other budgets records the new ones
+    folder.write_config({**record, "config": recipe.config_dict(), "training": summary})
     return summary
 
 

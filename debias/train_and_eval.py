@@ -28,7 +28,7 @@ from typing import Any
 from debias import evaluation, launch, models, pipeline, probe, run_folder, selection
 from debias.atomic import write_json_atomic
 from debias.methods import recipe_class
-from debias.methods.recipe import PPL_TASK, Recipe, selection_settings
+from debias.methods.recipe import PPL_TASK, SELECTION_ONLY, Recipe, selection_settings
 from debias.run_folder import RunFolder, RunState
 
 PHASES = ("train", "select", "base", "debiased", "compare", "probe", "report")
@@ -147,7 +147,11 @@ def _train_and_eval(
     make_recipe(spec.method, cfg, out).validate()  # bad input files: one line, nothing written
     folder = RunFolder(out)
     folder.path.mkdir(parents=True, exist_ok=True)
-    state = RunState(folder, dataclasses.asdict(spec), run_folder.jsonable(dataclasses.asdict(cfg)))
+    may_change = SELECTION_ONLY + recipe_class(spec.method).resume_may_change
+    state = RunState(
+        folder, dataclasses.asdict(spec), run_folder.jsonable(dataclasses.asdict(cfg)), may_change
+    )
+    reselect = state.done("select") and bool(set(state.changed) & set(SELECTION_ONLY))
     request = evaluation.EvalRequest(
         tasks=list(spec.tasks),
         limit=spec.limit,
@@ -169,7 +173,10 @@ def _train_and_eval(
         train_phase(spec.method, cfg, folder, resume=resume)
         state.finish("train", time.perf_counter() - started, steps=_steps(folder))
 
-    # 2. select: score the candidates on the selection split, keep one as adapter/
+    # 2. select: score the candidates on the selection split, keep one as adapter/. A finished run whose
+    # selection budgets changed is selected again (only missing scores are computed); the evaluations
+    # after it are redone only when the kept checkpoint changed.
+    previous = state.data["phases"].pop("select") if reselect else None
     if state.done("select"):
         progress.phase(2, "select", "finished earlier, skipped")
     else:
@@ -180,6 +187,21 @@ def _train_and_eval(
         summary = select_phase(make_recipe(spec.method, cfg, folder, resume=True))
         chosen = {k: v for k, v in summary.items() if k.startswith("chosen_")}
         state.finish("select", time.perf_counter() - started, **chosen)
+        if previous is not None:
+            kept = {k: v for k, v in previous.items() if k.startswith("chosen_")}
+            same = kept == chosen
+            progress.note(
+                f"selected again ({', '.join(state.changed)} changed): "
+                + (
+                    "the same checkpoint, evaluations kept"
+                    if same
+                    else f"{kept} -> {chosen}, evaluations redone"
+                )
+            )
+            if not same:
+                for phase in ("debiased", "compare", "probe", "report"):
+                    state.data["phases"].pop(phase, None)
+                state.save()
 
     # 3. base evaluation (cached across runs of the same model, tasks, limit, seed and task files)
     cache_path = pipeline.base_cache_path(model_spec, request)

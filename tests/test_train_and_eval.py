@@ -156,6 +156,31 @@ def test_a_folder_started_with_other_settings_is_refused(world, tmp_path):
         _run(SPEC, gee.GeeConfig(steps=3), tmp_path / "x")
 
 
+def test_a_changed_selection_budget_selects_again_and_reevaluates_only_a_changed_choice(
+    world, tmp_path, monkeypatch
+):
+    out = tmp_path / "s"
+    _run(SPEC, CFG, out)
+    selected = []
+    real_select = job.select_phase
+
+    def select_phase(recipe):
+        selected.append(recipe.cfg.max_ppl_rise)
+        return real_select(recipe)
+
+    monkeypatch.setattr(job, "select_phase", select_phase)
+    _run(SPEC, gee.GeeConfig(steps=2, max_ppl_rise=0.05), out)  # same checkpoint kept: nothing re-evaluated
+    assert selected == [0.05] and world.trained == 1 and world.evaluated == ["base", "debiased"]
+    state = json.loads((out / "run.json").read_text())
+    assert state["method_config"]["max_ppl_rise"] == 0.05 and set(state["phases"]) == set(job.PHASES)
+    assert json.loads((out / "config.json").read_text())["config"]["max_ppl_rise"] == 0.05
+
+    monkeypatch.setattr(job, "select_phase", lambda recipe: {**real_select(recipe), "chosen_step": 1})
+    _run(SPEC, gee.GeeConfig(steps=2, max_ppl_rise=0.1), out)  # another checkpoint: evaluated again
+    assert world.trained == 1 and world.evaluated == ["base", "debiased", "debiased"]
+    assert json.loads((out / "run.json").read_text())["phases"]["select"]["chosen_step"] == 1
+
+
 def test_real_end_to_end_run_on_the_default_model(tmp_path, smollm2, data_dir):
     """The whole job with the default method on the real model and data, kept small for CI: 2
     DPO steps with the retention anchor (one checkpoint), 12 CrowS-Pairs pairs."""
