@@ -92,15 +92,18 @@ def evaluate(model, tokenizer, request: EvalRequest, tokenizer_path: str | None 
     manager = task_manager(
         tokenizer_path or tokenizer.name_or_path, request.extra_metadata, tasks=request.tasks
     )
+    tasks: list = list(request.tasks)
     limit, samples = request.limit, None
     if request.limit_scope == "benchmark" and isinstance(limit, int):
-        from lm_eval.tasks import get_task_dict
-
-        samples = benchmark_samples(get_task_dict(request.tasks, manager), limit, suite_names())
+        # the tasks are built once, for their document counts and then for the evaluation itself
+        # (lm-eval takes built Task / Group objects; building gee_heldout's 64 tasks costs ~3 s)
+        built = built_tasks(manager, request.tasks)
+        samples = benchmark_samples(built, limit, suite_names())
+        tasks = built if all(item is not None for item in built) else tasks
         limit = None  # lm-eval takes a limit or per-task document indices, not both
     results = lm_eval.simple_evaluate(
         model=lm,
-        tasks=request.tasks,
+        tasks=tasks,
         task_manager=manager,
         limit=limit,
         samples=samples,
@@ -141,34 +144,35 @@ def suite_names() -> set[str]:
     return names
 
 
-def benchmark_samples(task_dict: dict, limit: int, suites: set[str]) -> dict[str, list[int]]:
+def built_tasks(manager, names: list[str]) -> list:
+    """The lm-eval Task or Group object of each name, built once (None for a name that is neither, e.g. a
+    tag, which lm-eval then builds itself)."""
+    loaded = manager.load(list(names))
+    return [loaded["groups"].get(name) or loaded["tasks"].get(name) for name in names]
+
+
+def benchmark_samples(built: list, limit: int, suites: set[str]) -> dict[str, list[int]]:
     """Per-leaf document indices that give each benchmark ``limit`` documents in all.
 
-    A benchmark is each requested task or group, or, for a suite, each of its members. Its leaf tasks
-    share the budget: ceil(limit / leaves) documents from the start of each (what ``limit`` would take
-    from that leaf), so a one-task benchmark gets exactly its first ``limit`` documents.
+    ``built``: lm-eval Task / Group objects (``built_tasks``). A benchmark is each requested task or
+    group, or, for a suite, each of its members. Its leaf tasks share the budget: ceil(limit / leaves)
+    documents from the start of each (what ``limit`` would take from that leaf), so a one-task benchmark
+    gets exactly its first ``limit`` documents.
     """
 
-    def leaves(d: dict):
-        for key, value in d.items():
-            if isinstance(value, dict):
-                yield from leaves(value)
+    def benchmarks(items):
+        for item in items:
+            if hasattr(item, "get_all_tasks") and item.name in suites:
+                yield from benchmarks(list(item))
             else:
-                yield key, value
-
-    def benchmarks(d: dict):
-        for key, value in d.items():
-            if isinstance(value, dict) and getattr(key, "group_name", key) in suites:
-                yield from benchmarks(value)
-            else:
-                yield {key: value}
+                yield item
 
     samples: dict[str, list[int]] = {}
-    for benchmark in benchmarks(task_dict):
-        members = list(leaves(benchmark))
+    for benchmark in benchmarks(item for item in built if item is not None):
+        members = benchmark.get_all_tasks() if hasattr(benchmark, "get_all_tasks") else [benchmark]
         share = -(-limit // len(members))
-        for name, task in members:
-            samples[name] = list(range(min(share, len(task.eval_docs))))
+        for task in members:
+            samples[task.task_name] = list(range(min(share, len(task.eval_docs))))
     return samples
 
 

@@ -116,36 +116,52 @@ def test_size_weighted_group_gets_a_ci_from_its_pooled_documents():
 
 
 class _Group:
-    def __init__(self, name: str):
-        self.group_name = name
+    """What benchmark_samples reads of lm-eval's Group: a name, its children, its leaves."""
+
+    def __init__(self, name: str, children: list):
+        self.name, self.children = name, children
+
+    def __iter__(self):
+        return iter(self.children)
+
+    def get_all_tasks(self):
+        return [leaf for c in self.children for leaf in (c.get_all_tasks() if isinstance(c, _Group) else [c])]
 
 
 class _Task:
-    def __init__(self, n: int):
-        self.eval_docs = list(range(n))
+    def __init__(self, name: str, n: int):
+        self.task_name, self.eval_docs = name, list(range(n))
 
 
 def test_benchmark_samples_share_the_budget_among_a_groups_leaves():
     """A suite's members are the benchmarks; a one-task benchmark gets its first `limit` documents (what
     lm-eval's limit takes), a group's leaves ceil(limit / leaves) each, never more than a leaf has."""
-    subjects = {f"mmlu_{i}": _Task(10) for i in range(57)}
-    task_dict = {
-        _Group("gee_heldout"): {
-            "crows": _Task(1508),
-            "tiny": _Task(40),
-            _Group("mmlu"): {
-                _Group("stem"): dict(list(subjects.items())[:20]),
-                **dict(list(subjects.items())[20:]),
-            },
-        }
-    }
-    samples = evaluation.benchmark_samples(task_dict, 100, {"gee_heldout"})
+    subjects = [_Task(f"mmlu_{i}", 10) for i in range(57)]
+    built = [
+        _Group(
+            "gee_heldout",
+            [
+                _Task("crows", 1508),
+                _Task("tiny", 40),
+                _Group("mmlu", [_Group("stem", subjects[:20]), *subjects[20:]]),
+            ],
+        )
+    ]
+    samples = evaluation.benchmark_samples(built, 100, {"gee_heldout"})
     assert samples["crows"] == list(range(100)) and samples["tiny"] == list(range(40))
-    assert all(samples[name] == [0, 1] for name in subjects)  # ceil(100 / 57) = 2 each
+    assert all(samples[t.task_name] == [0, 1] for t in subjects)  # ceil(100 / 57) = 2 each
     # asked for directly (not through a suite), a group is itself the benchmark
-    direct = evaluation.benchmark_samples({_Group("mmlu"): dict(subjects)}, 5, {"gee_heldout"})
-    assert all(direct[name] == [0] for name in subjects)
+    direct = evaluation.benchmark_samples([_Group("mmlu", subjects)], 5, {"gee_heldout"})
+    assert all(direct[t.task_name] == [0] for t in subjects)
     assert "gee_heldout" in evaluation.suite_names() and "gee_mmlu_lite" not in evaluation.suite_names()
+
+
+def test_built_tasks_are_lm_evals_objects_by_name(smollm2):
+    manager = evaluation.task_manager(str(smollm2[2]), tasks=["gee_heldout", "gee_crows_pairs_age"])
+    suite, task = evaluation.built_tasks(manager, ["gee_heldout", "gee_crows_pairs_age"])
+    assert suite.name == "gee_heldout" and task.task_name == "gee_crows_pairs_age"
+    leaves = {t.task_name for t in suite.get_all_tasks()}
+    assert {"gee_crows_pairs", "gee_gsm8k_ppl"} <= leaves and len(leaves) > 57  # MMLU-lite's subjects too
 
 
 def test_benchmark_scope_equals_lm_evals_limit_on_a_one_task_benchmark(smollm2):
