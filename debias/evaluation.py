@@ -99,7 +99,9 @@ def evaluate(model, tokenizer, request: EvalRequest, tokenizer_path: str | None 
         # (lm-eval takes built Task / Group objects; building gee_heldout's 64 tasks costs ~3 s)
         built = built_tasks(manager, request.tasks)
         samples = benchmark_samples(built, limit, suite_names())
-        tasks = built if all(item is not None for item in built) else tasks
+        if all(item is not None for item in built):
+            without_unsampled(built, samples)
+            tasks = built
         limit = None  # lm-eval takes a limit or per-task document indices, not both
     results = lm_eval.simple_evaluate(
         model=lm,
@@ -157,7 +159,9 @@ def benchmark_samples(built: list, limit: int, suites: set[str]) -> dict[str, li
     ``built``: lm-eval Task / Group objects (``built_tasks``). A benchmark is each requested task or
     group, or, for a suite, each of its members. Its leaf tasks share the budget: ceil(limit / leaves)
     documents from the start of each (what ``limit`` would take from that leaf), so a one-task benchmark
-    gets exactly its first ``limit`` documents.
+    gets exactly its first ``limit`` documents; a benchmark with more leaves than ``limit`` (MMLU's 57
+    subjects) gets one document from each of ``limit`` evenly spread leaves, and the others none
+    (``without_unsampled`` then drops them from the evaluation).
     """
 
     def benchmarks(items):
@@ -170,10 +174,30 @@ def benchmark_samples(built: list, limit: int, suites: set[str]) -> dict[str, li
     samples: dict[str, list[int]] = {}
     for benchmark in benchmarks(item for item in built if item is not None):
         members = benchmark.get_all_tasks() if hasattr(benchmark, "get_all_tasks") else [benchmark]
+        if len(members) > limit:  # more leaves than documents: the first document of `limit` leaves, spread
+            members = [members[(i * len(members)) // limit] for i in range(limit)]
         share = -(-limit // len(members))
         for task in members:
             samples[task.task_name] = list(range(min(share, len(task.eval_docs))))
     return samples
+
+
+def without_unsampled(built: list, samples: dict[str, list[int]]) -> None:
+    """Remove from the built groups the leaves ``samples`` gives no document (and groups left empty):
+    lm-eval reads an absent or empty index list as "every document"."""
+
+    def prune(group) -> None:
+        for child in list(group):
+            if hasattr(child, "get_all_tasks"):
+                prune(child)
+                if not len(child):
+                    group.pop(child.name)
+            elif child.task_name not in samples:
+                group.pop(child.task_name)
+
+    for item in built:
+        if item is not None and hasattr(item, "get_all_tasks"):
+            prune(item)
 
 
 def _join_processes(lm, model) -> None:

@@ -127,6 +127,17 @@ class _Group:
     def get_all_tasks(self):
         return [leaf for c in self.children for leaf in (c.get_all_tasks() if isinstance(c, _Group) else [c])]
 
+    def pop(self, name: str):
+        (child,) = [
+            c
+            for c in self.children
+            if getattr(c, "name", None) == name or getattr(c, "task_name", None) == name
+        ]
+        self.children.remove(child)
+
+    def __len__(self):
+        return len(self.children)
+
 
 class _Task:
     def __init__(self, name: str, n: int):
@@ -150,10 +161,19 @@ def test_benchmark_samples_share_the_budget_among_a_groups_leaves():
     samples = evaluation.benchmark_samples(built, 100, {"gee_heldout"})
     assert samples["crows"] == list(range(100)) and samples["tiny"] == list(range(40))
     assert all(samples[t.task_name] == [0, 1] for t in subjects)  # ceil(100 / 57) = 2 each
-    # asked for directly (not through a suite), a group is itself the benchmark
+    # asked for directly (not through a suite), a group is itself the benchmark; 5 documents for 57 leaves:
+    # the first document of 5 leaves spread over them (0, 11, 22, 34, 45), the others none
     direct = evaluation.benchmark_samples([_Group("mmlu", subjects)], 5, {"gee_heldout"})
-    assert all(direct[t.task_name] == [0] for t in subjects)
+    assert direct == {f"mmlu_{i}": [0] for i in (0, 11, 22, 34, 45)}
     assert "gee_heldout" in evaluation.suite_names() and "gee_mmlu_lite" not in evaluation.suite_names()
+
+
+def test_leaves_without_documents_leave_the_evaluation_and_so_do_emptied_groups():
+    stem, other = _Group("stem", [_Task("a", 3), _Task("b", 3)]), _Group("other", [_Task("c", 3)])
+    built = [_Group("mmlu", [stem, other, _Task("d", 3)]), _Task("solo", 3)]
+    evaluation.without_unsampled(built, {"a": [0], "d": [0], "solo": [0]})
+    assert [t.task_name for t in built[0].get_all_tasks()] == ["a", "d"] and built[0].children[0] is stem
+    assert other not in built[0].children
 
 
 def test_built_tasks_are_lm_evals_objects_by_name(smollm2):
