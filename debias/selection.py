@@ -112,17 +112,15 @@ class Scorer:
         wanted = [(self.task, self.metric)] + ([(PPL_TASK, PPL_KEY)] if self.settings.ppl_guard else [])
         return [task for task, key in wanted if key not in metrics]
 
-    def _request(self, task: str) -> evaluation.EvalRequest:
-        # one task per request: the base cache then holds each part on its own key (what a run before the
-        # guard cached for the select task is reused)
-        return evaluation.EvalRequest(tasks=[task], seed=getattr(self.recipe.cfg, "seed", 0))
-
     @property
     def base(self) -> dict[str, float]:
         if self._base is None:
             self._base = {}
+            # one task per request: the base cache holds each part on its own key, so switching the guard
+            # on or off reuses the other part
             for task in self._missing({}):
-                results, _ = pipeline.base_results(self.model.spec, self._request(task))
+                request = evaluation.EvalRequest(tasks=[task], seed=getattr(self.recipe.cfg, "seed", 0))
+                results, _ = pipeline.base_results(self.model.spec, request)
                 self._base.update(selection_metrics(results, self.task, self.metric))
         return self._base
 
@@ -137,10 +135,10 @@ class Scorer:
     def __call__(self, candidate: Candidate) -> dict[str, float]:
         scores = self.scored()
         known = dict(scores.get(candidate.label, {}))
-        for task in self._missing(known):
-            known.update(
-                selection_metrics(score(self.model, candidate, self._request(task)), self.task, self.metric)
-            )
+        missing = self._missing(known)
+        if missing:  # one merge of the adapter, one evaluation of every missing part
+            request = evaluation.EvalRequest(tasks=missing, seed=getattr(self.recipe.cfg, "seed", 0))
+            known.update(selection_metrics(score(self.model, candidate, request), self.task, self.metric))
             scores[candidate.label] = known
             record = {"task": self.task, "metric": self.metric, "base": self.base}
             write_json_atomic(self.recipe.folder.selection, {**record, f"{self.recipe.unit}s": scores})

@@ -331,14 +331,16 @@ def test_selection_keeps_the_chosen_epoch_as_the_adapter(tmp_path, smollm2, data
     def perplexity(value):
         return {"results": {"gee_neutral_ppl_select": {"word_perplexity,none": value}}}
 
-    canned = iter([scores(52.0, 79.8), scores(50.5, 77.0)])  # epoch 2 is nearer 50 but loses 3 LMS points
-    canned_ppl = iter([perplexity(20.2), perplexity(20.3)])  # both within the 3 % perplexity budget
+    # epoch 2 is nearer 50 but loses 3 LMS points; both within the 3 % perplexity budget
+    canned = iter([(scores(52.0, 79.8), perplexity(20.2)), (scores(50.5, 77.0), perplexity(20.3))])
 
     def base_results(spec, request):
         return (perplexity(20.0) if request.tasks == ["gee_neutral_ppl_select"] else scores(60.0, 80.0)), True
 
     def evaluate(model, tokenizer, request, **kwargs):
-        return next(canned_ppl if request.tasks == ["gee_neutral_ppl_select"] else canned)
+        assert request.tasks == ["gee_stereoset_select", "gee_neutral_ppl_select"]  # one evaluation
+        select, ppl = next(canned)
+        return {"results": {**select["results"], **ppl["results"]}}
 
     monkeypatch.setattr(pipeline, "base_results", base_results)
     monkeypatch.setattr(evaluation, "evaluate", evaluate)
