@@ -215,10 +215,16 @@ def _number(value: float | None, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
 
+def _select_ppl_rise(select: dict[str, Any]) -> float | None:
+    """The kept checkpoint's neutral-perplexity rise (the guard's measure), when it was measured."""
+    kept, base = select["kept"].get(PPL_KEY), select["base"].get(PPL_KEY)
+    return kept / base - 1.0 if kept is not None and base else None
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
-        "| row | select-half SS: base → kept (step) | report SS | report SS gender | LMS Δ | CrowS % "
-        "| Winogender r | MMLU Δ (pt) | GSM8K ppl Δ | command |"
+        "| row | select-half SS: base → kept (step; guard's ppl Δ) | report SS | report SS gender | LMS Δ "
+        "| CrowS % | Winogender r | MMLU Δ (pt) | GSM8K ppl Δ | command |"
     )
     lines = [head, "|---|---|---|---|---:|---|---|---:|---:|---|"]
     for r in rows:
@@ -227,7 +233,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         ppl = h.get("gee_gsm8k_ppl:word_perplexity")
         cells = [
             r["row"],
-            f"{_number(s['base'].get('ss'), '.2f')} → {_number(s['kept'].get('ss'), '.2f')} ({s['chosen']})",
+            f"{_number(s['base'].get('ss'), '.2f')} → {_number(s['kept'].get('ss'), '.2f')} ({s['chosen']}"
+            + (f"; ppl {rise * 100:+.1f} %)" if (rise := _select_ppl_rise(s)) is not None else ")"),
             _pair(h, "gee_stereoset_report:ss"),
             _pair(h, "gee_stereoset_report:ss_gender"),
             _number(lms and lms["delta"], "+.2f"),
