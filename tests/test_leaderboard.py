@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from debias.methods.recipe import PPL_KEY as PPL
+
 _SPEC = importlib.util.spec_from_file_location(
     "leaderboard", Path(__file__).resolve().parent.parent / "benchmarks" / "leaderboard.py"
 )
@@ -63,3 +65,14 @@ def test_best_row_is_decided_on_the_select_half_within_the_lms_budget():
     rows = [row("a", 52.0, 79.5), row("b", 51.0, 79.9), row("c", 50.2, 78.0)]  # c is over the budget
     assert leaderboard.best(rows) == "b"
     assert leaderboard.best([row("c", 50.2, 78.0)]) is None
+
+
+def test_a_row_selected_under_the_perplexity_guard_must_be_within_its_perplexity_budget():
+    def row(name, kept_ss, kept_ppl, guard=0.03):
+        base, kept = {"ss": 58.0, "lms": 80.0, PPL: 20.0}, {"ss": kept_ss, "lms": 79.8, PPL: kept_ppl}
+        return {"row": name, "select": {"base": base, "kept": kept, "max_ppl_rise": guard}}
+
+    rows = [row("near", 50.5, 21.0), row("far", 53.0, 20.4)]  # "near" is 5 % up in perplexity
+    assert leaderboard.best(rows) == "far"
+    assert leaderboard.best([row("near", 50.5, 21.0, guard=None)]) == "near"  # selected before the guard
+    assert leaderboard._select_ppl_rise(rows[1]["select"]) == pytest.approx(0.02)
