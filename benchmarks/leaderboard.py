@@ -200,7 +200,7 @@ def best(rows: list[dict[str, Any]]) -> str | None:
         kept, base, guard = r["select"]["kept"], r["select"]["base"], r["select"].get("max_ppl_rise")
         if kept.get("ss") is None or kept.get("lms") is None or base["lms"] - kept["lms"] > 1.0:
             return False
-        return guard is None or kept[PPL_KEY] / base[PPL_KEY] - 1.0 <= guard
+        return guard is None or _select_ppl_rise(r["select"]) <= guard
 
     eligible = [r for r in rows if within(r)]
     return min(eligible, key=key)["row"] if eligible else None

@@ -76,10 +76,9 @@ def kl_base_tuned(base_logits: torch.Tensor, tuned_logits: torch.Tensor, mask: t
 def split_texts(texts: Sequence[str], spec: str) -> tuple[list[str], list[str]]:
     """(training texts, held-out texts): every 10th text is held out, so the anchor probe never reads
     what the anchor trains on. Fewer than two texts leave one side empty: refused."""
-    from harness_tasks.retention.utils import NEUTRAL_HELDOUT_EVERY as every
+    from harness_tasks.retention.utils import neutral_split
 
-    train = [t for i, t in enumerate(texts) if i % every != 0]
-    heldout = [t for i, t in enumerate(texts) if i % every == 0]
+    train, heldout = neutral_split(texts)
     if not (train and heldout):
         raise ValueError(f"{spec}: the anchor needs at least two texts")
     return train, heldout

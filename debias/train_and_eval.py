@@ -147,7 +147,7 @@ def _train_and_eval(
     make_recipe(spec.method, cfg, out).validate()  # bad input files: one line, nothing written
     folder = RunFolder(out)
     folder.path.mkdir(parents=True, exist_ok=True)
-    may_change = SELECTION_ONLY + recipe_class(spec.method).resume_may_change
+    may_change = recipe_class(spec.method).may_change_on_resume()
     state = RunState(
         folder, dataclasses.asdict(spec), run_folder.jsonable(dataclasses.asdict(cfg)), may_change
     )

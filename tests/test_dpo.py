@@ -369,3 +369,12 @@ def test_probe_batch_and_piped_interactive(tmp_path, smollm2):
     assert piped.returncode == 0, piped.stderr[-2000:]
     answers = [line for line in piped.stdout.splitlines() if line.startswith("[base |")]
     assert len(answers) == 4 and "Traceback" not in piped.stderr
+
+
+def test_a_check_scored_before_the_perplexity_guard_stops_only_on_crossing(tmp_path):
+    """A run interrupted before the guard existed has checks without the perplexity: resuming it must not
+    fail on them, and a crossed check still counts."""
+    recipe = DpoRecipe(DpoConfig(check_every=25), tmp_path)
+    recipe.scorer = _FakeScorer({"ss": 60.0, "lms": 80.0, PPL: 20.0}, None)
+    assert recipe.stop_reason("25", {"ss": 55.0, "lms": 70.0}) is None
+    assert "crossed 50" in recipe.stop_reason("50", {"ss": 47.0, "lms": 79.0})

@@ -85,9 +85,14 @@ class Recipe(ABC):
         """Multi-process recipes: a barrier after the main process's selection."""
 
     # ---------------------------------------------------------------- shared pieces
+    @classmethod
+    def may_change_on_resume(cls) -> tuple[str, ...]:
+        """The config fields a resumed run may change: the method's own and the selection budgets."""
+        return cls.resume_may_change + SELECTION_ONLY
+
     def check_resume(self) -> None:
         if self.resume:
-            self.folder.check_resume(self.method, self.config_dict(), self.resume_may_change + SELECTION_ONLY)
+            self.folder.check_resume(self.method, self.config_dict(), self.may_change_on_resume())
 
     def config_dict(self) -> dict[str, Any]:
         return run_folder.jsonable(dataclasses.asdict(self.cfg))

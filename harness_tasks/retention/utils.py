@@ -195,13 +195,19 @@ def neutral_texts() -> list[str]:
     return texts
 
 
+def neutral_split(texts: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(training side, held-out side) of a list of anchor texts: every ``NEUTRAL_HELDOUT_EVERY``-th text
+    is held out."""
+    train = [t for i, t in enumerate(texts) if i % NEUTRAL_HELDOUT_EVERY != 0]
+    return train, [t for i, t in enumerate(texts) if i % NEUTRAL_HELDOUT_EVERY == 0]
+
+
 def load_neutral_heldout(splits: list[str], n: int, **_metadata: Any):
     """``custom_dataset`` hook of ``gee_neutral_ppl_select``: ``n`` of the anchor's held-out neutral texts
     (the ``stable_subset``, so GSM8K and MMLU are both sampled), as rows with one ``text`` field."""
     import datasets
 
-    heldout = [{"text": t} for i, t in enumerate(neutral_texts()) if i % NEUTRAL_HELDOUT_EVERY == 0]
-    rows = _subset(heldout, n)
+    rows = _subset([{"text": t} for t in neutral_split(neutral_texts())[1]], n)
     features = datasets.Features({"text": datasets.Value("string")})
     return datasets.DatasetDict(
         {split: datasets.Dataset.from_list(rows, features=features) for split in splits}

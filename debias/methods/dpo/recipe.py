@@ -198,6 +198,8 @@ class DpoRecipe(Recipe):
         self.train_pairs = pair_data.subset(pair_data.load(cfg.pairs, "train"), cfg.max_pairs, cfg.seed)
         heldout = pair_data.load(cfg.heldout_pairs, "heldout")
         self.heldout = pair_data.subset(heldout, cfg.heldout_max_pairs, cfg.seed)
+        # the held-out pairs' log-probs under the reference (adapter disabled) never change: computed once
+        self._heldout_reference: tuple[list[float], list[float]] | None = None
         self.anchor_texts: list[str] = []
         if cfg.anchor_weight > 0:  # the same training part as equalisation's
             texts = anchor_text.load_texts(cfg.anchor_text)
@@ -245,6 +247,8 @@ class DpoRecipe(Recipe):
                 f"{base[cfg.select_metric]:.2f}) by more than {cfg.overshoot_margin:g}"
             )
         settings = selection_settings(cfg)
+        if settings.ppl_guard and PPL_KEY not in scores:  # scored before the guard: crossing only
+            return None
         overrun = settings.overrun(base, scores)
         if cfg.stop_over_budget > 0 and overrun > cfg.stop_over_budget:
             drop, rise = settings.costs(base, scores)
@@ -376,7 +380,7 @@ class DpoRecipe(Recipe):
         prompts = [p.prompt for p in self.heldout]
         chosen = completion_logps(model, self.tokenizer, prompts, [p.chosen for p in self.heldout])
         rejected = completion_logps(model, self.tokenizer, prompts, [p.rejected for p in self.heldout])
-        if getattr(self, "_heldout_reference", None) is None:
+        if self._heldout_reference is None:
             with model.disable_adapter():
                 self._heldout_reference = (
                     completion_logps(model, self.tokenizer, prompts, [p.chosen for p in self.heldout]),
