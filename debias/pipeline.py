@@ -12,16 +12,89 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from debias import evaluation, models, untrusted
 from debias.atomic import atomic_dir, write_json_atomic
 
 
-def _tasks_fingerprint() -> str:
-    """Hash of every task definition file (YAML, utils, manifest): a changed task invalidates the cache."""
+class _TagTolerantLoader(yaml.SafeLoader):
+    """Reads lm-eval task YAML for its names only: ``!function`` and other tags load as None."""
+
+
+_TagTolerantLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def _yaml_doc(path: Path) -> dict[str, Any]:
+    doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_TagTolerantLoader)  # noqa: S506 (safe loader)
+    return doc if isinstance(doc, dict) else {}
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _task_yaml_files(root: Path, names: list[str]) -> set[Path]:
+    """The YAML files that define ``names`` (tasks, groups or tags), their members and their includes.
+
+    A group's members and a task's ``include:`` chain are followed, so a suite's key covers every leaf
+    task's definition, and nothing else: a new task elsewhere in ``harness_tasks/`` leaves it unchanged.
+    """
+    docs = {
+        path: _yaml_doc(path) for path in root.rglob("*") if path.is_file() and path.name.endswith("yaml")
+    }
+    defines: dict[str, list[Path]] = {}
+    for path, doc in docs.items():
+        # a group's `task:` lists its members, it does not define them
+        named = [doc.get("group"), None if "group" in doc else doc.get("task"), *_as_list(doc.get("tag"))]
+        for name in named:
+            if isinstance(name, str):
+                defines.setdefault(name, []).append(path)
+    files: set[Path] = set()
+    pending, seen = list(names), set()
+
+    def add(path: Path) -> None:
+        path = path.resolve()
+        if path in files or path not in docs:
+            return
+        files.add(path)
+        doc = docs[path]
+        for include in _as_list(doc.get("include")):
+            if isinstance(include, str):
+                add(path.parent / include)
+        if "group" in doc or isinstance(doc.get("task"), list):
+            for member in _as_list(doc.get("task")):
+                if isinstance(member, dict):  # an inline member: its own name and includes
+                    pending.extend(n for n in _as_list(member.get("task")) if isinstance(n, str))
+                    for include in _as_list(member.get("include")):
+                        if isinstance(include, str):
+                            add(path.parent / include)
+                elif isinstance(member, str):
+                    pending.append(member)
+
+    while pending:
+        name = pending.pop()
+        if name not in seen:
+            seen.add(name)
+            for path in defines.get(name, []):
+                add(path)
+    return files
+
+
+def _tasks_fingerprint(names: list[str]) -> str:
+    """Hash of what defines the requested tasks: a changed definition invalidates the cache.
+
+    Covers every Python module and JSON file under ``harness_tasks/`` (a task's utilities may import any
+    of them, and the data manifest pins the files) plus the YAML that defines ``names`` and their members
+    (``_task_yaml_files``). Adding a task does not change the key of the others, so it does not throw
+    away base results that took minutes (a Gemma ``gee_heldout`` base is ~15 minutes on the CPU).
+    """
     root = evaluation.tasks_dir()
+    code = {p.resolve() for p in root.rglob("*") if p.is_file() and p.suffix in (".py", ".json")}
     digest = hashlib.sha256()
-    defining = (".py", ".yaml", "_yaml", ".json")  # not READMEs: documentation does not change numbers
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name.endswith(defining)):
+    for path in sorted(code | _task_yaml_files(root, names)):
         digest.update(str(path.relative_to(root)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -36,7 +109,7 @@ def base_cache_key(model_spec: str, request: evaluation.EvalRequest) -> str:
         "seed": request.seed,
         "scorer": request.scorer,
         "lm_eval": importlib_metadata.version("lm-eval"),
-        "task_files": _tasks_fingerprint(),
+        "task_files": _tasks_fingerprint(list(request.tasks)),
     }
     if request.limit_scope != "task":  # keys of runs from before the field existed stay valid
         key["limit_scope"] = request.limit_scope

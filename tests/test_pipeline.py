@@ -197,3 +197,41 @@ def test_benchmark_scope_equals_lm_evals_limit_on_a_one_task_benchmark(smollm2):
         evaluation.evaluate(
             model, tokenizer, evaluation.EvalRequest(["gee_crows_pairs"], limit_scope="x"), str(path)
         )
+
+
+def test_base_cache_key_covers_the_requested_tasks_definitions_only(tmp_path, monkeypatch, smollm2):
+    """A new task elsewhere keeps every cached base (minutes each); an edit to a member's YAML, its
+    include chain or any Python module invalidates it."""
+    import shutil
+
+    root = tmp_path / "harness_tasks"
+    shutil.copytree(evaluation.tasks_dir(), root, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(evaluation, "tasks_dir", lambda: root)
+    request = evaluation.EvalRequest(tasks=["gee_heldout"])
+    key = pipeline.base_cache_key("smollm2-135m", request)
+    select_key = pipeline.base_cache_key(
+        "smollm2-135m", evaluation.EvalRequest(tasks=["gee_stereoset_select"])
+    )
+
+    (root / "retention" / "gee_new_probe.yaml").write_text(
+        "include: _gee_gsm8k_template_yaml\ntask: gee_new\n"
+    )
+    assert pipeline.base_cache_key("smollm2-135m", request) == key
+
+    template = root / "winogender" / "_gee_winogender_template_yaml"  # reached by include from a member
+    template.write_text(template.read_text() + "\n# changed\n")
+    assert pipeline.base_cache_key("smollm2-135m", request) != key
+    key = pipeline.base_cache_key("smollm2-135m", request)
+    # ... which StereoSet's select half does not include
+    assert (
+        pipeline.base_cache_key("smollm2-135m", evaluation.EvalRequest(tasks=["gee_stereoset_select"]))
+        == select_key
+    )
+
+    member = root / "retention" / "mmlu_lite" / "gee_mmlu_lite_virology.yaml"  # a leaf two groups down
+    member.write_text(member.read_text() + "\n# changed\n")
+    assert pipeline.base_cache_key("smollm2-135m", request) != key
+    key = pipeline.base_cache_key("smollm2-135m", request)
+
+    (root / "bbq" / "metrics.py").write_text((root / "bbq" / "metrics.py").read_text() + "\n# changed\n")
+    assert pipeline.base_cache_key("smollm2-135m", request) != key
