@@ -12,22 +12,8 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from debias import evaluation, models, untrusted
 from debias.atomic import atomic_dir, write_json_atomic
-
-
-class _TagTolerantLoader(yaml.SafeLoader):
-    """Reads lm-eval task YAML for its names only: ``!function`` and other tags load as None."""
-
-
-_TagTolerantLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
-
-
-def _yaml_doc(path: Path) -> dict[str, Any]:
-    doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_TagTolerantLoader)  # noqa: S506 (safe loader)
-    return doc if isinstance(doc, dict) else {}
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -41,10 +27,13 @@ def _task_yaml_files(root: Path, names: list[str]) -> set[Path]:
 
     A group's members and a task's ``include:`` chain are followed, so a suite's key covers every leaf
     task's definition, and nothing else: a new task elsewhere in ``harness_tasks/`` leaves it unchanged.
+    (lm-eval's TaskManager index would name the defining files too, but indexes its thousands of built-in
+    tasks first: seconds per key.)
     """
-    docs = {
-        path: _yaml_doc(path) for path in root.rglob("*") if path.is_file() and path.name.endswith("yaml")
-    }
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    paths = [p.resolve() for p in root.rglob("*") if p.is_file() and p.name.endswith("yaml")]
+    docs = {path: load_yaml(path, resolve_func=False, recursive=False) for path in paths}
     defines: dict[str, list[Path]] = {}
     for path, doc in docs.items():
         # a group's `task:` lists its members, it does not define them
@@ -55,28 +44,28 @@ def _task_yaml_files(root: Path, names: list[str]) -> set[Path]:
     files: set[Path] = set()
     pending, seen = list(names), set()
 
-    def add(path: Path) -> None:
-        path = path.resolve()
-        if path in files or path not in docs:
-            return
-        files.add(path)
-        doc = docs[path]
+    def follow(doc: dict[str, Any], folder: Path) -> None:
+        """Queue what ``doc`` (a file, or a group's inline member) includes and, as a group, its members."""
         for include in _as_list(doc.get("include")):
             if isinstance(include, str):
-                add(path.parent / include)
+                add((folder / include).resolve())
         if "group" in doc or isinstance(doc.get("task"), list):
             for member in _as_list(doc.get("task")):
-                if isinstance(member, dict):  # an inline member: its own name and includes
-                    pending.extend(n for n in _as_list(member.get("task")) if isinstance(n, str))
-                    for include in _as_list(member.get("include")):
-                        if isinstance(include, str):
-                            add(path.parent / include)
-                elif isinstance(member, str):
+                if isinstance(member, dict):
+                    follow(member, folder)
+                else:
                     pending.append(member)
+        elif isinstance(doc.get("task"), str):
+            pending.append(doc["task"])
+
+    def add(path: Path) -> None:
+        if path in docs and path not in files:
+            files.add(path)
+            follow(docs[path], path.parent)
 
     while pending:
         name = pending.pop()
-        if name not in seen:
+        if isinstance(name, str) and name not in seen:
             seen.add(name)
             for path in defines.get(name, []):
                 add(path)
