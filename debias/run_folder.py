@@ -127,6 +127,15 @@ def settings_difference(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     ]
 
 
+def with_defaults(recorded: dict[str, Any], defaults: dict[str, Any] | None) -> dict[str, Any]:
+    """``recorded`` plus the settings added since it was written, at their defaults.
+
+    A run that predates a setting ran as that setting's default (a new setting defaults to the old
+    behaviour), so adding one to a config class does not make every existing run folder unresumable.
+    """
+    return {**(defaults or {}), **recorded}
+
+
 def read_text(path: Path | str, missing: str = "missing") -> str:
     """A user-given text file, or one line saying why not (absent, a directory, not UTF-8)."""
     try:
@@ -245,8 +254,15 @@ class RunFolder:
     def write_config(self, record: dict[str, Any]) -> None:
         write_json_atomic(self.config, jsonable(record))
 
-    def check_resume(self, method: str, config: dict[str, Any], may_change: tuple[str, ...] = ()) -> None:
-        """Refuse to resume a training started with other settings (``may_change``: fields that may).
+    def check_resume(
+        self,
+        method: str,
+        config: dict[str, Any],
+        may_change: tuple[str, ...] = (),
+        defaults: dict[str, Any] | None = None,
+    ) -> None:
+        """Refuse to resume a training started with other settings (``may_change``: fields that may;
+        ``defaults``: the config class's, for settings the folder's record predates).
 
         A resumed run that silently mixed two configurations would save an adapter neither describes.
         """
@@ -259,7 +275,9 @@ class RunFolder:
             )
         changed = [
             c
-            for c in settings_difference(recorded.get("config") or {}, jsonable(config))
+            for c in settings_difference(
+                with_defaults(recorded.get("config") or {}, jsonable(defaults)), jsonable(config)
+            )
             if c.split(":", 1)[0] not in may_change
         ]
         if changed:
@@ -309,15 +327,20 @@ class RunState:
         spec: dict[str, Any],
         method_config: dict[str, Any],
         may_change: tuple[str, ...] = (),
+        defaults: dict[str, Any] | None = None,
     ) -> None:
         """``may_change``: method-config fields a resumed run may change (selection budgets); ``changed``
-        then names the ones that did, and the new values are recorded."""
+        then names the ones that did, and the new values are recorded. ``defaults``: the config class's,
+        for settings added since the folder's ``run.json`` was written (``with_defaults``)."""
         self.path = folder.path / RUN
         wanted = jsonable({"spec": spec, "method_config": method_config})
         self.changed: list[str] = []
         if self.path.is_file():
             self.data = read_json(self.path)
-            old = {"spec": self.data.get("spec"), "method_config": self.data.get("method_config")}
+            old = {
+                "spec": self.data.get("spec"),
+                "method_config": with_defaults(self.data.get("method_config") or {}, jsonable(defaults)),
+            }
             recorded, new = old["method_config"] or {}, wanted["method_config"]
             fields = sorted(k for k in set(recorded) | set(new) if recorded.get(k) != new.get(k))
             if old["spec"] == wanted["spec"] and fields and set(fields) <= set(may_change):
@@ -411,6 +434,7 @@ __all__ = [
     "read_jsonl",
     "read_results",
     "settings_difference",
+    "with_defaults",
     "summary",
     "write_results",
 ]

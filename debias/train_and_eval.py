@@ -28,7 +28,7 @@ from typing import Any
 from debias import evaluation, launch, models, pipeline, probe, run_folder, selection
 from debias.atomic import write_json_atomic
 from debias.methods import recipe_class
-from debias.methods.recipe import PPL_TASK, SELECTION_ONLY, Recipe, selection_settings
+from debias.methods.recipe import PPL_TASK, SELECTION_ONLY, Recipe, config_defaults, selection_settings
 from debias.run_folder import RunFolder, RunState
 
 PHASES = ("train", "select", "base", "debiased", "compare", "probe", "report")
@@ -149,7 +149,11 @@ def _train_and_eval(
     folder.path.mkdir(parents=True, exist_ok=True)
     may_change = recipe_class(spec.method).may_change_on_resume()
     state = RunState(
-        folder, dataclasses.asdict(spec), run_folder.jsonable(dataclasses.asdict(cfg)), may_change
+        folder,
+        dataclasses.asdict(spec),
+        run_folder.jsonable(dataclasses.asdict(cfg)),
+        may_change,
+        config_defaults(cfg),
     )
     reselect = state.done("select") and bool(set(state.changed) & set(SELECTION_ONLY))
     request = evaluation.EvalRequest(

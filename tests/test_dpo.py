@@ -378,3 +378,78 @@ def test_a_check_scored_before_the_perplexity_guard_stops_only_on_crossing(tmp_p
     recipe.scorer = _FakeScorer({"ss": 60.0, "lms": 80.0, PPL: 20.0}, None)
     assert recipe.stop_reason("25", {"ss": 55.0, "lms": 70.0}) is None
     assert "crossed 50" in recipe.stop_reason("50", {"ss": 47.0, "lms": 79.0})
+
+
+# ------------------------------------------------------------------------------- lr from gradient norm
+
+
+def test_lr_scale_divides_by_the_norm_ratio_and_never_raises_the_rate():
+    assert dpo.recipe.lr_scale(0.7, 0.25) == pytest.approx(0.25 / 0.7)
+    assert dpo.recipe.lr_scale(0.1, 0.25) == 1.0  # a flatter start than the reference: lr unchanged
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="positive and finite"):
+            dpo.recipe.lr_scale(bad, 0.25)
+    with pytest.raises(ValueError, match="lr_ref_grad_norm must be >= 0"):
+        DpoConfig(lr_ref_grad_norm=-0.1)
+
+
+def test_initial_grad_norm_averages_seeded_batches_and_leaves_the_trainer_as_it_was():
+    """A stand-in trainer whose loss is 0.5·(w·x)² per example: the gradient of a batch's mean loss is
+    known in closed form, so the averaged norm is checked by hand."""
+    w = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+    model = torch.nn.Module()
+    model.w = w
+    model.train()
+    data = [{"x": torch.tensor([float(i), 1.0])} for i in range(6)]
+    seen_modes = []
+
+    def compute_loss(m, batch):
+        seen_modes.append(m.training)
+        return (0.5 * (batch["x"] @ m.w) ** 2).mean()
+
+    trainer = types.SimpleNamespace(
+        model=model,
+        train_dataset=data,
+        data_collator=lambda rows: {"x": torch.stack([r["x"] for r in rows])},
+        compute_loss=compute_loss,
+        _prepare_inputs=lambda batch: batch,
+        _metrics={"eval": {"rewards/chosen": [0.1]}, "train": {"loss": [0.7]}},
+    )
+    norm = dpo.recipe.initial_grad_norm(trainer, batches=2, batch_size=3, seed=5)
+    order = torch.randperm(6, generator=torch.Generator().manual_seed(5)).tolist()
+    expected = []
+    for chunk in (order[:3], order[3:]):
+        x = torch.stack([data[i]["x"] for i in chunk])
+        grad = ((x @ w.detach())[:, None] * x).mean(0)  # d/dw mean 0.5 (w·x)²
+        expected.append(float(grad.norm()))
+    assert norm == pytest.approx(sum(expected) / 2, rel=1e-6)
+    assert seen_modes == [False, False] and model.training  # measured in eval mode, restored after
+    assert w.grad is None  # no gradient left for the first optimizer step to see
+    assert trainer._metrics == {"eval": {}, "train": {"loss": [0.7]}}  # training's logged metrics untouched
+
+
+def test_lr_from_gradient_norm_on_the_default_model(tmp_path, smollm2, data_dir):
+    """The measured norm sets the Trainer's rate (logged per step and in config.json) without moving
+    the data order: both runs' first step sees the same batch (same gradient norm)."""
+    import cli
+
+    plain, scaled = tmp_path / "plain", tmp_path / "scaled"
+    assert cli.main(["train", "--method", "dpo", "--out", str(plain), *TINY, "--anchor-weight", "0"]) == 0
+    flags = [*TINY, "--anchor-weight", "0", "--lr-ref-grad-norm", "0.01"]
+    assert cli.main(["train", "--method", "dpo", "--out", str(scaled), *flags]) == 0
+    calibration = json.loads((scaled / "config.json").read_text())["training"]["lr_calibration"]
+    assert json.loads((plain / "config.json").read_text())["training"]["lr_calibration"] is None
+    norm, scale = calibration["initial_grad_norm"], calibration["lr_scale"]
+    assert (
+        norm > 0.01
+        and scale == pytest.approx(0.01 / norm)
+        and calibration["lr"] == pytest.approx(1e-3 * scale)
+    )
+
+    def steps(folder):
+        return [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines() if '"loss"' in x]
+
+    a, b = steps(plain), steps(scaled)
+    assert a[0]["grad_norm"] == pytest.approx(b[0]["grad_norm"], rel=1e-5)  # the same first batch
+    assert b[1]["lr"] == pytest.approx(a[1]["lr"] * scale, rel=1e-6)  # warm-up's 1/10 of the scaled rate
+    assert 0.25 < norm / a[0]["grad_norm"] < 4  # the measurement and training see the same kind of batch

@@ -156,6 +156,31 @@ def test_a_folder_started_with_other_settings_is_refused(world, tmp_path):
         _run(SPEC, gee.GeeConfig(steps=3), tmp_path / "x")
 
 
+def test_a_folder_that_predates_a_setting_resumes_as_its_default(world, tmp_path):
+    """A field added to a config class after a run started: the run ran as the field's default, so it
+    resumes under the default and is refused under any other value."""
+    from debias.run_folder import RunFolder
+
+    _run(SPEC, CFG, tmp_path / "old")
+    path = tmp_path / "old" / "run.json"
+    state = json.loads(path.read_text())
+    del state["method_config"]["temperature"]  # as if the field had not existed when the run started
+    write_json_atomic(path, state)
+    _run(SPEC, CFG, tmp_path / "old")  # CFG.temperature is the default: same run
+    with pytest.raises(ValueError, match=r"temperature: 1.0 -> 2.0"):
+        _run(SPEC, gee.GeeConfig(steps=2, temperature=2.0), tmp_path / "old")
+
+    folder = RunFolder(tmp_path / "trained")
+    folder.path.mkdir()
+    folder.write_config({"method": "gee", "config": {"steps": 2}})
+    defaults = {"steps": 40, "temperature": 1.0}
+    folder.check_resume("gee", {"steps": 2, "temperature": 1.0}, defaults=defaults)
+    with pytest.raises(ValueError, match=r"temperature: 1.0 -> 2.0"):
+        folder.check_resume("gee", {"steps": 2, "temperature": 2.0}, defaults=defaults)
+    with pytest.raises(ValueError, match=r"temperature: None -> 1.0"):  # without defaults: refused
+        folder.check_resume("gee", {"steps": 2, "temperature": 1.0})
+
+
 def test_a_changed_selection_budget_selects_again_and_reevaluates_only_a_changed_choice(
     world, tmp_path, monkeypatch
 ):

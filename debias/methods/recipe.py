@@ -92,7 +92,9 @@ class Recipe(ABC):
 
     def check_resume(self) -> None:
         if self.resume:
-            self.folder.check_resume(self.method, self.config_dict(), self.may_change_on_resume())
+            self.folder.check_resume(
+                self.method, self.config_dict(), self.may_change_on_resume(), config_defaults(self.cfg)
+            )
 
     def config_dict(self) -> dict[str, Any]:
         return run_folder.jsonable(dataclasses.asdict(self.cfg))
@@ -112,6 +114,17 @@ class Recipe(ABC):
                 "libraries": evaluation.library_versions(),
             }
         )
+
+
+def config_defaults(cfg: Any) -> dict[str, Any]:
+    """Every field's default in ``cfg``'s config class (what a run that predates the field ran with)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cfg):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return run_folder.jsonable(out)
 
 
 #: the selection's perplexity guard: a lm-eval task over held-out neutral text, and the metric it keeps

@@ -69,6 +69,10 @@ class DpoConfig:
     anchor_max_tokens: int = 64
     length_normalize: bool = False  # per-token log-ratios (TRL's sigmoid_norm) instead of sums
     lr: float = 5e-4
+    # > 0: ``lr`` is the rate for a model whose DPO gradient norm at the adapter's initialisation is this
+    # (measured on a seeded sample of training batches before step 1); a model whose pair log-ratios
+    # respond more strongly (a larger norm) trains at lr x this / its norm, never above lr. 0: off
+    lr_ref_grad_norm: float = 0.0
     batch_size: int = 16
     steps: int = 120
     warmup_steps: int = 10
@@ -99,8 +103,9 @@ class DpoConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.beta <= 0 or self.lr <= 0:
             raise ValueError("beta and lr must be positive")
-        if min(self.sft_weight, self.overshoot_margin, self.anchor_weight, self.stop_over_budget) < 0:
-            raise ValueError("sft_weight, anchor_weight, overshoot_margin and stop_over_budget must be >= 0")
+        non_negative = ("sft_weight", "anchor_weight", "overshoot_margin", "stop_over_budget")
+        if negative := [name for name in (*non_negative, "lr_ref_grad_norm") if getattr(self, name) < 0]:
+            raise ValueError(f"{', '.join(negative)} must be >= 0")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -341,7 +346,18 @@ class DpoRecipe(Recipe):
         self.trainer = trainer
         self.policy = trainer.model
         self.guard_stop: str | None = stopped
+        self.lr_calibration: dict[str, float] | None = None
         if stopped is None:
+            if cfg.lr_ref_grad_norm > 0:  # before the optimizer exists: the Trainer builds it in train()
+                norm = initial_grad_norm(trainer, LR_CALIBRATION_BATCHES, cfg.batch_size, cfg.seed)
+                scale = lr_scale(norm, cfg.lr_ref_grad_norm)
+                trainer.args.learning_rate = cfg.lr * scale
+                self.lr_calibration = {"initial_grad_norm": norm, "lr_scale": scale, "lr": cfg.lr * scale}
+                print(
+                    f"DPO: initial gradient norm {norm:.3f} (reference {cfg.lr_ref_grad_norm:g}): "
+                    f"lr {cfg.lr:g} x {scale:.3f} = {cfg.lr * scale:.3g}",
+                    file=sys.stderr,
+                )
             print(f"DPO: {len(self.train_pairs)} pairs, {cfg.steps} steps", file=sys.stderr)
             trainer.train(resume_from_checkpoint=str(latest) if latest else None)
         else:  # the guard stopped an earlier run: nothing to train, restore its last adapter for scoring
@@ -363,6 +379,7 @@ class DpoRecipe(Recipe):
             "stopped_early": self.guard_stop is not None,
             "guard": self.guard_stop or "not triggered",
             "skipped_steps": len(self.skipped_steps),
+            "lr_calibration": self.lr_calibration,
             # the last trained step's; each checkpoint's (the kept one's too) is in metrics.jsonl
             "heldout_at_last_step": self.heldout_scores(),
         }
@@ -392,6 +409,45 @@ class DpoRecipe(Recipe):
         return reward_stats(
             chosen, rejected, ref_chosen, ref_rejected, self.cfg.beta, [p.bias_type for p in self.heldout]
         )
+
+
+#: training batches whose gradient norm at initialisation sets the rate (``lr_ref_grad_norm``)
+LR_CALIBRATION_BATCHES = 4
+
+
+def lr_scale(norm: float, reference: float) -> float:
+    """``reference / norm``, at most 1: with Adam every coordinate moves about lr per step whatever its
+    gradient, so what one step changes in the model's outputs grows with the gradient's size; a model
+    whose initial gradient is k times the reference's trains at 1/k of the rate. Never above 1: a flat
+    start is no evidence that a larger rate is safe."""
+    if not norm > 0 or not torch.isfinite(torch.tensor(norm)):
+        raise ValueError(f"initial gradient norm must be positive and finite, got {norm}")
+    return min(1.0, reference / norm)
+
+
+def initial_grad_norm(trainer, batches: int, batch_size: int, seed: int) -> float:
+    """Mean pre-clip norm of the DPO loss's gradient at the adapter's initialisation, over ``batches``
+    batches drawn (with their own seeded generator: the training's data order is untouched) from the
+    trainer's tokenized pairs. Computed with the model in eval mode, where the recipe adds no anchor (its
+    KL's gradient is zero at initialisation anyway) and TRL's logged training metrics stay untouched."""
+    model, data = trainer.model, trainer.train_dataset
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    order = order[: batches * batch_size].tolist()
+    was_training = model.training
+    model.eval()
+    norms: list[float] = []
+    try:
+        for i in range(0, len(order), batch_size):
+            batch = trainer.data_collator([data[j] for j in order[i : i + batch_size]])
+            loss = trainer.compute_loss(model, trainer._prepare_inputs(batch))
+            loss.backward()
+            grads = [p.grad.detach().float().norm() for p in model.parameters() if p.grad is not None]
+            norms.append(float(torch.stack(grads).norm()) if grads else 0.0)
+            model.zero_grad(set_to_none=True)
+    finally:
+        model.train(was_training)
+        trainer._metrics["eval"].clear()  # TRL's eval-mode batch metrics: never logged
+    return sum(norms) / len(norms)
 
 
 COMPLETE = "COMPLETE"  # a checkpoint folder's last file: written only once the Trainer's save returned
@@ -527,5 +583,7 @@ __all__ = [
     "completion_logps",
     "crossed",
     "dpo_loss",
+    "initial_grad_norm",
+    "lr_scale",
     "reward_stats",
 ]
