@@ -117,14 +117,9 @@ class Recipe(ABC):
 
 
 def config_defaults(cfg: Any) -> dict[str, Any]:
-    """Every field's default in ``cfg``'s config class (what a run that predates the field ran with)."""
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(cfg):
-        if f.default is not dataclasses.MISSING:
-            out[f.name] = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            out[f.name] = f.default_factory()
-    return run_folder.jsonable(out)
+    """``cfg``'s config class at its defaults (what a run that predates a field ran with), recorded as
+    ``config_dict`` records a config (after ``__post_init__``'s normalisation)."""
+    return run_folder.jsonable(dataclasses.asdict(type(cfg)()))
 
 
 #: the selection's perplexity guard: a lm-eval task over held-out neutral text, and the metric it keeps

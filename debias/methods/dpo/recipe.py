@@ -32,6 +32,7 @@ Trainer's own hooks:
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections import defaultdict
@@ -103,8 +104,10 @@ class DpoConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.beta <= 0 or self.lr <= 0:
             raise ValueError("beta and lr must be positive")
-        non_negative = ("sft_weight", "anchor_weight", "overshoot_margin", "stop_over_budget")
-        if negative := [name for name in (*non_negative, "lr_ref_grad_norm") if getattr(self, name) < 0]:
+        non_negative = (
+            "sft_weight", "anchor_weight", "overshoot_margin", "stop_over_budget", "lr_ref_grad_norm",
+        )  # fmt: skip
+        if negative := [name for name in non_negative if getattr(self, name) < 0]:
             raise ValueError(f"{', '.join(negative)} must be >= 0")
 
 
@@ -351,11 +354,11 @@ class DpoRecipe(Recipe):
             if cfg.lr_ref_grad_norm > 0:  # before the optimizer exists: the Trainer builds it in train()
                 norm = initial_grad_norm(trainer, LR_CALIBRATION_BATCHES, cfg.batch_size, cfg.seed)
                 scale = lr_scale(norm, cfg.lr_ref_grad_norm)
-                trainer.args.learning_rate = cfg.lr * scale
-                self.lr_calibration = {"initial_grad_norm": norm, "lr_scale": scale, "lr": cfg.lr * scale}
+                trainer.args.learning_rate = lr = cfg.lr * scale
+                self.lr_calibration = {"initial_grad_norm": norm, "lr_scale": scale, "lr": lr}
                 print(
                     f"DPO: initial gradient norm {norm:.3f} (reference {cfg.lr_ref_grad_norm:g}): "
-                    f"lr {cfg.lr:g} x {scale:.3f} = {cfg.lr * scale:.3g}",
+                    f"lr {cfg.lr:g} x {scale:.3f} = {lr:.3g}",
                     file=sys.stderr,
                 )
             print(f"DPO: {len(self.train_pairs)} pairs, {cfg.steps} steps", file=sys.stderr)
@@ -420,7 +423,7 @@ def lr_scale(norm: float, reference: float) -> float:
     gradient, so what one step changes in the model's outputs grows with the gradient's size; a model
     whose initial gradient is k times the reference's trains at 1/k of the rate. Never above 1: a flat
     start is no evidence that a larger rate is safe."""
-    if not norm > 0 or not torch.isfinite(torch.tensor(norm)):
+    if not (norm > 0 and math.isfinite(norm)):
         raise ValueError(f"initial gradient norm must be positive and finite, got {norm}")
     return min(1.0, reference / norm)
 
@@ -441,13 +444,18 @@ def initial_grad_norm(trainer, batches: int, batch_size: int, seed: int) -> floa
             batch = trainer.data_collator([data[j] for j in order[i : i + batch_size]])
             loss = trainer.compute_loss(model, trainer._prepare_inputs(batch))
             loss.backward()
-            grads = [p.grad.detach().float().norm() for p in model.parameters() if p.grad is not None]
-            norms.append(float(torch.stack(grads).norm()) if grads else 0.0)
+            norms.append(_grad_norm([p for p in model.parameters() if p.grad is not None]))
             model.zero_grad(set_to_none=True)
     finally:
         model.train(was_training)
         trainer._metrics["eval"].clear()  # TRL's eval-mode batch metrics: never logged
     return sum(norms) / len(norms)
+
+
+def _grad_norm(parameters: Sequence[torch.nn.Parameter]) -> float:
+    """The global L2 norm of ``parameters``' gradients (each has one), before any clipping."""
+    grads = [p.grad.detach().float().norm() for p in parameters]
+    return float(torch.stack(grads).norm()) if grads else 0.0
 
 
 COMPLETE = "COMPLETE"  # a checkpoint folder's last file: written only once the Trainer's save returned
@@ -489,8 +497,7 @@ def _guarded(trainer_class, recipe: DpoRecipe):
         def training_step(self, model, inputs, num_items_in_batch=None):
             loss = super().training_step(model, inputs, num_items_in_batch)
             trainable = [p for p in model.parameters() if p.requires_grad and p.grad is not None]
-            grads = [p.grad.detach().float().norm() for p in trainable]
-            grad_norm = float(torch.stack(grads).norm()) if grads else 0.0
+            grad_norm = _grad_norm(trainable)
             step = self.state.global_step + 1
             if not recipe.guard.allow(step, float(loss), grad_norm):
                 for p in trainable:
