@@ -62,6 +62,14 @@ ROWS: dict[str, tuple[str, list[str]]] = {
         ["--anchor-weight", "0.3", "--check-every", "20", "--steps", "120"]
         + ["--warmup-steps", "40", "--lr-ref-grad-norm", "0.25"],
     ),
+    # the same, with the anchor reading all of each neutral text in 64-token pieces: with each text's first
+    # 64 tokens (the default) it reads mostly GSM8K questions and 12 % of the solutions' tokens
+    # (benchmarks/anchor_coverage.py), and on Gemma-3-270M GSM8K solutions lost the most perplexity
+    "dpo-gnorm-warmup40-chunks": (
+        "dpo",
+        ["--anchor-weight", "0.3", "--check-every", "20", "--steps", "120"]
+        + ["--warmup-steps", "40", "--lr-ref-grad-norm", "0.25", "--anchor-crop", "chunks"],
+    ),
     "gee": ("gee", ["--select-task", "gee_stereoset_select", "--select-metric", "ss"]),
     "pcgu": ("pcgu", []),
     # training-free baseline (SentenceDebias/INLP-style projection), tuned on the select half like the rest

@@ -212,6 +212,32 @@ def test_builtin_anchor_text_is_gsm8k_train_and_mmlu_dev(data_dir):
     assert not any(t.split("\n", 1)[0] in test_questions for t in texts)  # never a scored item
 
 
+def test_anchor_crop_head_keeps_the_start_chunks_keep_every_token():
+    ids = list(range(10))
+    assert anchor.cut(ids, 4, "head") == [[0, 1, 2, 3]]
+    assert anchor.cut(ids, 4, "chunks") == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert anchor.cut(ids[:3], 4, "chunks") == [[0, 1, 2]]
+    with pytest.raises(ValueError, match="anchor crop must be one of head, chunks"):
+        anchor.check_crop("tail")
+    with pytest.raises(ValueError, match="anchor crop"):
+        EqualizeConfig(anchor_crop="tail")
+
+
+def test_anchor_chunks_are_rows_and_one_token_pieces_are_dropped():
+    class Words:  # one token per character: ids are positions in the text
+        pad_token_id = 0
+
+        def encode(self, text, add_special_tokens=False):
+            return [ord(c) for c in text]
+
+    texts = ["abcdefg", "xy"]
+    head = anchor.RetentionAnchor(Words(), texts, batch_size=1, max_tokens=3, seed=0)
+    assert sorted(map(tuple, head.rows)) == [(97, 98, 99), (120, 121)]
+    chunks = anchor.RetentionAnchor(Words(), texts, batch_size=1, max_tokens=3, seed=0, crop="chunks")
+    # "abcdefg" -> abc, def, g (a 1-token piece predicts nothing: dropped); "xy" -> xy
+    assert sorted(map(tuple, chunks.rows)) == [(97, 98, 99), (100, 101, 102), (120, 121)]
+
+
 def test_anchor_text_file_errors_are_one_line(tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n \n")

@@ -68,6 +68,7 @@ class DpoConfig:
     anchor_text: str = anchor_text.BUILTIN
     anchor_batch_size: int = 4
     anchor_max_tokens: int = 64
+    anchor_crop: str = "head"  # "head": each text's first anchor_max_tokens; "chunks": all of it
     length_normalize: bool = False  # per-token log-ratios (TRL's sigmoid_norm) instead of sums
     lr: float = 5e-4
     # > 0: ``lr`` is the rate for a model whose DPO gradient norm at the adapter's initialisation is this
@@ -109,6 +110,7 @@ class DpoConfig:
         )  # fmt: skip
         if negative := [name for name in non_negative if getattr(self, name) < 0]:
             raise ValueError(f"{', '.join(negative)} must be >= 0")
+        anchor_text.check_crop(self.anchor_crop)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -332,7 +334,12 @@ class DpoRecipe(Recipe):
         self.anchor_kl: dict[int, float] = {}  # step -> the anchor's KL, for metrics.jsonl
         if cfg.anchor_weight > 0:
             self.anchor = anchor_text.RetentionAnchor(
-                self.tokenizer, self.anchor_texts, cfg.anchor_batch_size, cfg.anchor_max_tokens, cfg.seed
+                self.tokenizer,
+                self.anchor_texts,
+                cfg.anchor_batch_size,
+                cfg.anchor_max_tokens,
+                cfg.seed,
+                cfg.anchor_crop,
             )
         trainer = _guarded(DPOTrainer, self)(
             model=self.model,

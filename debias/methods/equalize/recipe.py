@@ -61,6 +61,7 @@ class EqualizeConfig:
     anchor_text: str = anchor_text.BUILTIN  # "gsm8k_mmlu" or a file of texts
     anchor_batch_size: int = 4  # 4 texts x 64 tokens a step: the anchor costs about one extra forward
     anchor_max_tokens: int = 64
+    anchor_crop: str = "head"  # "head": each text's first anchor_max_tokens; "chunks": all of it
     anchor_probe_batches: int = 16  # held-out anchor text (every 10th text) probed at every check
     mass_weight: float = 0.0  # weight of the pair-mass term (losses.mass_loss); 0 switches it off
     pair_weight: float = 1.0  # weight of the pair equalisation loss; 0 trains on the other terms only
@@ -111,6 +112,7 @@ class EqualizeConfig:
             raise ValueError(f"lora_last_layers must be >= 0, got {self.lora_last_layers}")
         if self.pair_weight == 0 and self.cf_weight == 0:
             raise ValueError("pair_weight and cf_weight are both 0: nothing to debias with")
+        anchor_text.check_crop(self.anchor_crop)
         if self.cf_loss not in ("jsd", "base_mixture"):
             raise ValueError(f"cf_loss must be 'jsd' or 'base_mixture', got {self.cf_loss!r}")
         if self.loss not in ("sym_kl", "squared"):
@@ -271,10 +273,20 @@ class EqualizeRecipe(Recipe):
         self.anchor = self.anchor_probe = None
         if cfg.anchor_weight > 0:
             self.anchor = anchor_text.RetentionAnchor(
-                self.tokenizer, self.anchor_train, cfg.anchor_batch_size, cfg.anchor_max_tokens, cfg.seed
+                self.tokenizer,
+                self.anchor_train,
+                cfg.anchor_batch_size,
+                cfg.anchor_max_tokens,
+                cfg.seed,
+                cfg.anchor_crop,
             )
             self.anchor_probe = anchor_text.RetentionAnchor(
-                self.tokenizer, self.anchor_heldout, cfg.anchor_batch_size, cfg.anchor_max_tokens, cfg.seed
+                self.tokenizer,
+                self.anchor_heldout,
+                cfg.anchor_batch_size,
+                cfg.anchor_max_tokens,
+                cfg.seed,
+                cfg.anchor_crop,
             )
         self.step, self.probe_before = 0, None
         self.heldout_base_mass: list[torch.Tensor] | None = None  # per probe chunk, set by the first probe
