@@ -32,10 +32,8 @@ PPL_GUARD_NOTE = (
 def choose(
     base: Mapping[str, float],
     scored: Mapping[Any, Mapping[str, float]],
-    metric: str,
-    max_lms_drop: float,
+    settings: SelectionSettings,
     unit: str = "epoch",
-    max_ppl_rise: float = -1.0,
 ) -> tuple[Any, str]:
     """(label, why): the candidate with |metric − 50| smallest among those within the retention budgets.
 
@@ -45,7 +43,7 @@ def choose(
     """
     if not scored:
         raise ValueError("no checkpoint to choose from")
-    settings = SelectionSettings("select", metric, max_lms_drop, max_ppl_rise)
+    metric = settings.metric
     overrun = {label: settings.overrun(base, m) for label, m in scored.items()}
     eligible = [label for label in scored if overrun[label] <= 1.0]
 
@@ -164,9 +162,7 @@ def select(recipe: Recipe, model: models.ModelRef) -> dict[str, Any]:
         scorer = Scorer(recipe, model)
         selection[key] = {candidate.label: scorer(candidate) for candidate in candidates}
         selection["base"] = scorer.base
-        chosen, why = choose(
-            scorer.base, selection[key], metric, settings.max_lms_drop, unit, settings.max_ppl_rise
-        )
+        chosen, why = choose(scorer.base, selection[key], settings, unit)
     else:
         chosen, why = candidates[-1].label, f"no selection task: the last {unit}"
     selection.update(

@@ -18,7 +18,10 @@ from debias.data import bias_pairs
 from debias.methods import dpo
 from debias.methods.dpo.recipe import DpoConfig, DpoRecipe, _GuardCallback
 from debias.methods.recipe import PPL_KEY as PPL
-from debias.methods.recipe import Candidate
+from debias.methods.recipe import Candidate, SelectionSettings
+
+GUARDED = SelectionSettings("gee_stereoset_select", "ss", max_lms_drop=1.0, max_ppl_rise=0.03)
+UNGUARDED = GUARDED._replace(max_ppl_rise=-1.0)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -201,7 +204,7 @@ def test_guard_stops_after_ss_crosses_50_and_selection_keeps_the_nearest_within_
             break
     assert stopped_at == 100 and "crossed 50" in recipe.guard_stop
     assert [line["step"] for line in lines] == [25, 50, 75, 100] and lines[1]["select_ss"] == 52.5
-    chosen, why = selection.choose(base, {str(k): v for k, v in scored.items()}, "ss", 1.0, "step", 0.03)
+    chosen, why = selection.choose(base, {str(k): v for k, v in scored.items()}, GUARDED, "step")
     assert chosen == "50" and "3 of 4" in why and "perplexity rise 2.0%" in why
 
 
@@ -245,10 +248,10 @@ def test_guard_stops_far_over_the_retention_budget_and_selection_skips_a_perplex
     stopped_at, lines, scored = _run_guard(recipe, trajectory)
     assert stopped_at == 75 and "2.5x its retention budget" in recipe.guard_stop
     assert lines[1]["select_" + PPL] == 20.8
-    chosen, why = selection.choose(base, scored, "ss", 1.0, "step", 0.03)
+    chosen, why = selection.choose(base, scored, GUARDED, "step")
     assert chosen == "25" and "1 of 3" in why
     # without the perplexity guard the nearest-50 step wins, and the stop needs LMS alone
-    assert selection.choose(base, scored, "ss", 1.0, "step")[0] == "75"
+    assert selection.choose(base, scored, UNGUARDED, "step")[0] == "75"
     recipe = DpoRecipe(DpoConfig(check_every=25, max_ppl_rise=-1.0), tmp_path)
     recipe.heldout_scores = lambda: {
         "reward_accuracy": 1.0,
@@ -258,7 +261,7 @@ def test_guard_stops_far_over_the_retention_budget_and_selection_skips_a_perplex
     recipe.scorer = _FakeScorer(base, None)
     assert _run_guard(recipe, trajectory)[0] is None
     # nothing within budget: the least over budget is kept (step 50: 1.33x; step 75: 2.5x)
-    chosen, why = selection.choose(base, {k: scored[k] for k in ("50", "75")}, "ss", 1.0, "step", 0.03)
+    chosen, why = selection.choose(base, {k: scored[k] for k in ("50", "75")}, GUARDED, "step")
     assert chosen == "50" and why.startswith(
         "no checkpoint kept LMS drop <= 1 and neutral perplexity rise <= 3%"
     )

@@ -14,6 +14,7 @@ from debias import pipeline, selection, sparse_adapter
 from debias.data import trait_pairs
 from debias.methods import pcgu
 from debias.methods.pcgu import partition
+from debias.methods.recipe import SelectionSettings
 from debias.train_and_eval import train_adapter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -252,6 +253,10 @@ def test_cli_parses_every_method_and_command():
     assert args.k == 0.02
 
 
+def _budgets(metric: str, max_lms_drop: float) -> SelectionSettings:
+    return SelectionSettings("gee_stereoset_select", metric, max_lms_drop, max_ppl_rise=-1.0)
+
+
 def test_choose_checkpoint_prefers_ss_nearest_50_within_the_lms_budget():
     base = {"ss_gender": 61.0, "lms": 80.0}
     epochs = {
@@ -259,13 +264,13 @@ def test_choose_checkpoint_prefers_ss_nearest_50_within_the_lms_budget():
         2: {"ss_gender": 55.0, "lms": 79.2},  # |5.0|, drop 0.8 -> chosen
         3: {"ss_gender": 51.0, "lms": 78.5},  # |1.0| but drop 1.5: over budget
     }
-    epoch, why = selection.choose(base, epochs, "ss_gender", 1.0)
+    epoch, why = selection.choose(base, epochs, _budgets("ss_gender", 1.0))
     assert epoch == 2 and "2 of 3" in why
     # SS below 50 counts by its distance too: 47 is nearer than 55
     epochs[1] = {"ss_gender": 47.0, "lms": 79.9}
-    assert selection.choose(base, epochs, "ss_gender", 1.0)[0] == 1
+    assert selection.choose(base, epochs, _budgets("ss_gender", 1.0))[0] == 1
     # nothing within budget: the smallest LMS loss is kept and the reason says so
-    epoch, why = selection.choose(base, epochs, "ss_gender", 0.05)
+    epoch, why = selection.choose(base, epochs, _budgets("ss_gender", 0.05))
     assert epoch == 1 and why.startswith("no checkpoint kept")
 
 
