@@ -65,6 +65,7 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     # the same, with the anchor reading all of each neutral text in 64-token pieces: with each text's first
     # 64 tokens (the default) it reads mostly GSM8K questions and 12 % of the solutions' tokens
     # (benchmarks/anchor_coverage.py), and on Gemma-3-270M GSM8K solutions lost the most perplexity
+    # (measured: it did not help there; README)
     "dpo-gnorm-warmup40-chunks": (
         "dpo",
         ["--anchor-weight", "0.3", "--check-every", "20", "--steps", "120"]
