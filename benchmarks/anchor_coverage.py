@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import math
 import platform
-import re
 import statistics
 
 import torch
@@ -31,9 +30,10 @@ from debias import models
 from harness_tasks.retention import utils
 
 
-def coverage(tokenizer, rows: list[dict[str, str]], max_tokens: int) -> dict[str, float]:
-    question = [len(tokenizer.encode(r["question"] + "\n", add_special_tokens=False)) for r in rows]
-    full = [len(tokenizer.encode(_clean(r), add_special_tokens=False)) for r in rows]
+def coverage(tokenizer, questions: list[str], texts: list[str], max_tokens: int) -> dict[str, float]:
+    """``texts``: the anchor's texts, each ``question`` + newline + solution."""
+    question = [len(tokenizer.encode(q + "\n", add_special_tokens=False)) for q in questions]
+    full = [len(tokenizer.encode(t, add_special_tokens=False)) for t in texts]
     solution_seen = [max(0, min(max_tokens, f) - q) for q, f in zip(question, full, strict=True)]
     return {
         "median_question_tokens": statistics.median(question),
@@ -41,10 +41,6 @@ def coverage(tokenizer, rows: list[dict[str, str]], max_tokens: int) -> dict[str
         "solution_share_of_anchor_tokens": sum(solution_seen) / sum(min(max_tokens, f) for f in full),
         "solution_tokens_seen": sum(solution_seen) / sum(f - q for q, f in zip(question, full, strict=True)),
     }
-
-
-def _clean(row: dict[str, str]) -> str:
-    return row["question"] + "\n" + utils._CALCULATOR.sub("", row["answer"])
 
 
 def token_nll(model, tokenizer, text: str, adapter_on: bool) -> tuple[torch.Tensor, list[tuple[int, int]]]:
@@ -61,18 +57,18 @@ def token_nll(model, tokenizer, text: str, adapter_on: bool) -> tuple[torch.Tens
     return -logprobs.gather(1, ids[0, 1:, None])[:, 0], encoded["offset_mapping"]
 
 
-def cost(model, tokenizer, rows: list[dict[str, str]]) -> dict[str, float]:
+def cost(model, tokenizer, texts: list[tuple[str, str]]) -> dict[str, float]:
+    """``texts``: (as ``gee_gsm8k_ppl`` formats it, as the anchor and the guard read it) per problem."""
     nll: dict[str, float] = {}
     words = {"raw": 0, "clean": 0}
-    for row in rows:
-        raw = row["question"] + "\n" + row["answer"]
-        spans = [m.span() for m in re.finditer(utils._CALCULATOR, raw)]
+    for raw, clean_text in texts:
+        spans = [m.span() for m in utils._CALCULATOR.finditer(raw)]  # the calculator annotations
         words["raw"] += len(raw.split())
-        words["clean"] += len(_clean(row).split())
+        words["clean"] += len(clean_text.split())
         for side, adapter_on in (("base", False), ("tuned", True)):
             per_token, offsets = token_nll(model, tokenizer, raw, adapter_on)
             inside = torch.tensor([any(s <= o[0] < e for s, e in spans) for o in offsets])
-            clean, _ = token_nll(model, tokenizer, _clean(row), adapter_on)
+            clean, _ = token_nll(model, tokenizer, clean_text, adapter_on)
             for key, value in (
                 ("raw", per_token.sum()),
                 ("raw_annotations", per_token[inside].sum()),
@@ -101,15 +97,18 @@ def main() -> None:
     machine = f"{platform.machine()} {platform.processor() or ''}".strip()
     print(f"machine: {machine}, torch threads {torch.get_num_threads()}")
     train = utils.gsm8k_rows("train")
-    heldout = [r for i, r in enumerate(train) if i % utils.NEUTRAL_HELDOUT_EVERY == 0]
-    anchor_side = [r for i, r in enumerate(train) if i % utils.NEUTRAL_HELDOUT_EVERY != 0]
+    clean = utils.neutral_texts()[: len(train)]  # the anchor's text list starts with GSM8K train, in order
+    raw = [utils.gsm8k_solution_text(row) for row in train]
+    questions = [row["question"] for row in train]
+    (anchor_questions, _), (anchor_clean, heldout_clean) = map(utils.neutral_split, (questions, clean))
     model, tokenizer = models.load(args.model)
-    for key, value in coverage(tokenizer, anchor_side, args.max_tokens).items():
+    for key, value in coverage(tokenizer, anchor_questions, anchor_clean, args.max_tokens).items():
         print(f"coverage {key}: {value:.3f}")
     if args.adapter:
         from peft import PeftModel
 
-        picked = utils.stable_subset([{"text": _clean(r)} for r in heldout], args.n)
+        heldout = list(zip(utils.neutral_split(raw)[1], heldout_clean, strict=True))
+        picked = utils.stable_subset([{"text": text} for text in heldout_clean], args.n)
         model = PeftModel.from_pretrained(model, args.adapter).eval()
         for key, value in cost(model, tokenizer, [heldout[i] for i in picked]).items():
             print(f"cost {key}: {value:.4f}")

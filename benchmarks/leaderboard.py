@@ -32,6 +32,10 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
 SUITE = "gee_heldout"
 
+GNORM_WARMUP40 = ["--anchor-weight", "0.3", "--check-every", "20", "--steps", "120"] + [
+    "--warmup-steps", "40", "--lr-ref-grad-norm", "0.25",
+]  # fmt: skip
+
 # row name -> (method, extra flags); every flag not named is the method's default
 # (rows run before a default changed pin what they ran with, so each command still reproduces its row)
 ROWS: dict[str, tuple[str, list[str]]] = {
@@ -57,20 +61,12 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     # one config for both models: the rate scaled by the model's DPO gradient norm at initialisation
     # (SmolLM2 0.237 -> 5e-4 unchanged; Gemma-3-270M ~0.7 -> ~1.8e-4, the rate its select-half explorations
     # favoured) and a 40-step warm-up (on Gemma it cut the perplexity paid in the first steps)
-    "dpo-gnorm-warmup40": (
-        "dpo",
-        ["--anchor-weight", "0.3", "--check-every", "20", "--steps", "120"]
-        + ["--warmup-steps", "40", "--lr-ref-grad-norm", "0.25"],
-    ),
+    "dpo-gnorm-warmup40": ("dpo", GNORM_WARMUP40),
     # the same, with the anchor reading all of each neutral text in 64-token pieces: with each text's first
     # 64 tokens (the default) it reads mostly GSM8K questions and 12 % of the solutions' tokens
     # (benchmarks/anchor_coverage.py), and on Gemma-3-270M GSM8K solutions lost the most perplexity
     # (measured: it did not help there; README)
-    "dpo-gnorm-warmup40-chunks": (
-        "dpo",
-        ["--anchor-weight", "0.3", "--check-every", "20", "--steps", "120"]
-        + ["--warmup-steps", "40", "--lr-ref-grad-norm", "0.25", "--anchor-crop", "chunks"],
-    ),
+    "dpo-gnorm-warmup40-chunks": ("dpo", GNORM_WARMUP40 + ["--anchor-crop", "chunks"]),
     "gee": ("gee", ["--select-task", "gee_stereoset_select", "--select-metric", "ss"]),
     "pcgu": ("pcgu", []),
     # training-free baseline (SentenceDebias/INLP-style projection), tuned on the select half like the rest

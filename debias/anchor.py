@@ -153,6 +153,12 @@ class RetentionAnchor:
             raise ValueError("the anchor text has no text of two tokens or more")
         self.cycle = SeededCycle(len(self.rows), seed)
 
+    @classmethod
+    def for_config(cls, tokenizer, texts: Sequence[str], cfg: Any) -> RetentionAnchor:
+        """The anchor a method config asks for (its ``anchor_batch_size``, ``anchor_max_tokens``,
+        ``anchor_crop`` and ``seed``)."""
+        return cls(tokenizer, texts, cfg.anchor_batch_size, cfg.anchor_max_tokens, cfg.seed, cfg.anchor_crop)
+
     def next_batch(self) -> AnchorBatch:
         picked = [self.rows[i] for i in self.cycle.take(self.batch_size)]
         ids, attn, _ = training.pad(picked, self.tokenizer.pad_token_id)

@@ -333,14 +333,7 @@ class DpoRecipe(Recipe):
         self.anchor = None
         self.anchor_kl: dict[int, float] = {}  # step -> the anchor's KL, for metrics.jsonl
         if cfg.anchor_weight > 0:
-            self.anchor = anchor_text.RetentionAnchor(
-                self.tokenizer,
-                self.anchor_texts,
-                cfg.anchor_batch_size,
-                cfg.anchor_max_tokens,
-                cfg.seed,
-                cfg.anchor_crop,
-            )
+            self.anchor = anchor_text.RetentionAnchor.for_config(self.tokenizer, self.anchor_texts, cfg)
         trainer = _guarded(DPOTrainer, self)(
             model=self.model,
             args=args,

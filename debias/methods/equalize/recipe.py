@@ -272,21 +272,9 @@ class EqualizeRecipe(Recipe):
         self.guard = training.NonFiniteGuard(training.MAX_BAD_STEPS)
         self.anchor = self.anchor_probe = None
         if cfg.anchor_weight > 0:
-            self.anchor = anchor_text.RetentionAnchor(
-                self.tokenizer,
-                self.anchor_train,
-                cfg.anchor_batch_size,
-                cfg.anchor_max_tokens,
-                cfg.seed,
-                cfg.anchor_crop,
-            )
-            self.anchor_probe = anchor_text.RetentionAnchor(
-                self.tokenizer,
-                self.anchor_heldout,
-                cfg.anchor_batch_size,
-                cfg.anchor_max_tokens,
-                cfg.seed,
-                cfg.anchor_crop,
+            self.anchor = anchor_text.RetentionAnchor.for_config(self.tokenizer, self.anchor_train, cfg)
+            self.anchor_probe = anchor_text.RetentionAnchor.for_config(
+                self.tokenizer, self.anchor_heldout, cfg
             )
         self.step, self.probe_before = 0, None
         self.heldout_base_mass: list[torch.Tensor] | None = None  # per probe chunk, set by the first probe
