@@ -21,7 +21,15 @@ from typing import Any
 
 from debias import evaluation, models, pipeline, run_folder
 from debias.atomic import atomic_dir, write_json_atomic
-from debias.methods.recipe import PPL_KEY, PPL_TASK, Candidate, Recipe, SelectionSettings, selection_settings
+from debias.methods.recipe import (
+    PPL_KEY,
+    PPL_TASK,
+    PPL_TASK_VERSION,
+    Candidate,
+    Recipe,
+    SelectionSettings,
+    selection_settings,
+)
 
 PPL_GUARD_NOTE = (
     "gee_gsm8k_ppl shares the distribution of the perplexity guard's text (checkpoint selection reads "
@@ -128,7 +136,10 @@ class Scorer:
         record = run_folder.read_json(folder.selection) if folder.selection.is_file() else {}
         if (record.get("task"), record.get("metric")) != (self.task, self.metric):
             return {}
-        return dict(record.get(f"{self.recipe.unit}s", {}))
+        scores = dict(record.get(f"{self.recipe.unit}s", {}))
+        if record.get("ppl_guard_version", 1) != PPL_TASK_VERSION:  # the guard read other text then
+            scores = {label: {k: v for k, v in m.items() if k != PPL_KEY} for label, m in scores.items()}
+        return scores
 
     def __call__(self, candidate: Candidate) -> dict[str, float]:
         scores = self.scored()
@@ -138,7 +149,12 @@ class Scorer:
             request = evaluation.EvalRequest(tasks=missing, seed=getattr(self.recipe.cfg, "seed", 0))
             known.update(selection_metrics(score(self.model, candidate, request), self.task, self.metric))
             scores[candidate.label] = known
-            record = {"task": self.task, "metric": self.metric, "base": self.base}
+            record = {
+                "task": self.task,
+                "metric": self.metric,
+                "ppl_guard_version": PPL_TASK_VERSION,
+                "base": self.base,
+            }
             write_json_atomic(self.recipe.folder.selection, {**record, f"{self.recipe.unit}s": scores})
         return known
 
@@ -157,6 +173,7 @@ def select(recipe: Recipe, model: models.ModelRef) -> dict[str, Any]:
         raise ValueError(f"{folder.path}: training left no checkpoint to keep")
     unit, key = recipe.unit, f"{recipe.unit}s"
     selection: dict[str, Any] = {"task": task, "metric": metric, key: {}}
+    selection["ppl_guard_version"] = PPL_TASK_VERSION
     if task:
         # the Scorer reuses what training already scored (DPO's guard) and saves each new score
         scorer = Scorer(recipe, model)

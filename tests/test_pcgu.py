@@ -362,6 +362,52 @@ def test_selection_keeps_the_chosen_epoch_as_the_adapter(tmp_path, smollm2, data
     assert any("perplexity guard" in entry for entry in summary["not_held_out"])
 
 
+def test_guard_scores_of_another_guard_version_are_measured_again(tmp_path, monkeypatch):
+    """A selection.json written under guard version 1 (annotation-stripped GSM8K) keeps its StereoSet
+    scores but not its perplexities: those were taken on other text, so they are scored again, and the
+    record says which guard version its perplexities belong to."""
+    import types
+
+    from debias.methods.recipe import PPL_KEY, PPL_TASK, PPL_TASK_VERSION, Candidate
+
+    assert PPL_TASK_VERSION == 2
+    folder = types.SimpleNamespace(selection=tmp_path / "selection.json")
+    cfg = types.SimpleNamespace(select_task="gee_stereoset_select", select_metric="ss", max_ppl_rise=0.03)
+    recipe = types.SimpleNamespace(cfg=cfg, folder=folder, unit="step")
+    old = {"ss": 52.0, "lms": 80.0, PPL_KEY: 20.1}
+    folder.selection.write_text(json.dumps({"task": cfg.select_task, "metric": "ss", "steps": {"20": old}}))
+    asked = []
+
+    def score(model, candidate, request):
+        asked.append(request.tasks)
+        return {"results": {PPL_TASK: {"word_perplexity,none": 21.0}}}
+
+    def base_results(spec, request):
+        if request.tasks == [PPL_TASK]:
+            return {"results": {PPL_TASK: {"word_perplexity,none": 20.0}}}, True
+        return {"results": {cfg.select_task: {"ss,none": 55.0, "lms,none": 80.5}}}, True
+
+    monkeypatch.setattr(selection, "score", score)
+    monkeypatch.setattr(pipeline, "base_results", base_results)
+    scorer = selection.Scorer(recipe, types.SimpleNamespace(spec="smollm2-135m"))
+    assert scorer.scored() == {"20": {"ss": 52.0, "lms": 80.0}}
+    assert scorer(Candidate("20", tmp_path)) == {"ss": 52.0, "lms": 80.0, PPL_KEY: 21.0}
+    assert asked == [[PPL_TASK]]  # only the perplexity, once
+    record = json.loads(folder.selection.read_text())
+    assert record["ppl_guard_version"] == PPL_TASK_VERSION and record["steps"]["20"][PPL_KEY] == 21.0
+    assert scorer(Candidate("20", tmp_path))[PPL_KEY] == 21.0 and len(asked) == 1  # now current: reused
+
+
+def test_guard_task_version_matches_the_recorded_constant():
+    import yaml
+
+    from debias.methods.recipe import PPL_TASK, PPL_TASK_VERSION
+
+    spec = Path(__file__).resolve().parents[1] / "harness_tasks" / "retention" / f"{PPL_TASK}.yaml"
+    text = "\n".join(line for line in spec.read_text().splitlines() if "!function" not in line)
+    assert float(yaml.safe_load(text)["metadata"]["version"]) == PPL_TASK_VERSION
+
+
 def test_embeddings_stay_frozen_unless_asked(tokenizer):
     """The target words' embedding rows are the most opposed units; by default they are not candidates."""
     for update_embeddings in (False, True):

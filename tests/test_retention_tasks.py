@@ -438,8 +438,13 @@ def test_neutral_perplexity_task_reads_only_the_anchor_held_out_side(data_dir, t
     task = _our_task(task_manager, "gee_neutral_ppl_select")
     docs = [doc["text"] for doc in task.eval_docs]
     train, heldout = anchor.split_texts(anchor.gsm8k_mmlu_texts(), anchor.BUILTIN)
-    assert len(docs) == len(set(docs)) == 64
-    assert set(docs) <= set(heldout) and not set(docs) & set(train)
+    assert len(docs) == len(set(docs)) == 128
+    # the anchor reads GSM8K without calculator annotations; the guard keeps them, as gee_gsm8k_ppl does
+    as_anchor_reads = {utils._CALCULATOR.sub("", doc) for doc in docs}
+    assert as_anchor_reads <= set(heldout) and not as_anchor_reads & set(train)
+    assert any("<<" in doc for doc in docs)
+    train_documents = {utils.gsm8k_solution_text(row) for row in utils.gsm8k_rows("train")}
+    assert sum(doc in train_documents for doc in docs) == sum("####" in doc for doc in docs) > 100
     # both sources are sampled (a prefix would be GSM8K only), and no GSM8K test question is among them
     assert any(doc.split("\n")[-1].startswith("D. ") for doc in docs)
     assert any("####" in doc for doc in docs)

@@ -125,6 +125,9 @@ def config_defaults(cfg: Any) -> dict[str, Any]:
 #: the selection's perplexity guard: a lm-eval task over held-out neutral text, and the metric it keeps
 PPL_TASK = "gee_neutral_ppl_select"
 PPL_KEY = "neutral_word_perplexity"
+#: the guard task's ``metadata.version``, recorded in selection.json: a score of another version was taken
+#: on other text (1: annotation-stripped GSM8K; 2: gee_gsm8k_ppl's own form), so it is measured again
+PPL_TASK_VERSION = 2
 #: settings that only change which checkpoint is kept, never the training: a resumed run may change them
 SELECTION_ONLY = ("max_ppl_rise",)
 
