@@ -12,6 +12,8 @@ decided on, and the command that reproduces it) and prints the README table.
 
 "Best" is decided before looking at the report half: the row whose kept checkpoint is nearest SS 50 on
 the *select* half within the LMS budget (``selection.json``), ties broken by the smaller LMS drop there.
+The defaults follow ``default_row``: the same rule among the rows that are within both budgets on the
+select half of every model in ``MODELS`` (decided 2026-12-06, see the README).
 """
 
 from __future__ import annotations
@@ -26,15 +28,21 @@ from typing import Any
 
 from debias import run_folder
 from debias.atomic import write_json_atomic
-from debias.methods.recipe import PPL_KEY
+from debias.methods import config_class
+from debias.methods.recipe import PPL_KEY, config_defaults
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
 SUITE = "gee_heldout"
+#: the models the defaults must serve: a default row must be within both budgets on each one's select half
+MODELS = ("smollm2-135m", "gemma3-270m")
 
 GNORM_WARMUP40 = ["--anchor-weight", "0.3", "--check-every", "20", "--steps", "120"] + [
     "--warmup-steps", "40", "--lr-ref-grad-norm", "0.25",
 ]  # fmt: skip
+
+#: DPO's defaults before 2026-12-06 (10-step warm-up, no rate calibration), pinned by the rows run with them
+DPO_BEFORE_GNORM = ["--warmup-steps", "10", "--lr-ref-grad-norm", "0"]
 
 # row name -> (method, extra flags); every flag not named is the method's default
 # (rows run before a default changed pin what they ran with, so each command still reproduces its row)
@@ -45,19 +53,29 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "equalize-varied": ("equalize", ["--pairs", "varied", "--anchor-weight", "1", "--steps", "200"]),
     # the anchor weight the select-half sweep (benchmarks/anchor_sweep.py) found best within the LMS budget
     "equalize-anchor0.3": ("equalize", ["--anchor-weight", "0.3", "--steps", "120"]),
-    "dpo": ("dpo", ["--anchor-weight", "0", "--check-every", "40", "--steps", "200"]),
+    "dpo": ("dpo", ["--anchor-weight", "0", "--check-every", "40", "--steps", "200"] + DPO_BEFORE_GNORM),
     "dpo-sft-anchor": (
         "dpo",
-        ["--sft-weight", "0.1", "--anchor-weight", "0", "--check-every", "40", "--steps", "200"],
+        ["--sft-weight", "0.1", "--anchor-weight", "0", "--check-every", "40", "--steps", "200"]
+        + DPO_BEFORE_GNORM,
     ),
     # DPO with equalisation's retention anchor (KL on GSM8K-train/MMLU-dev text) and a finer checkpoint grid:
     # the unanchored run's in-budget step 40 and over-budget step 80 were 5.3 SS points apart
-    "dpo-anchor0.3": ("dpo", ["--anchor-weight", "0.3", "--check-every", "20", "--steps", "120"]),
+    "dpo-anchor0.3": (
+        "dpo",
+        ["--anchor-weight", "0.3", "--check-every", "20", "--steps", "120"] + DPO_BEFORE_GNORM,
+    ),
     # the same, checked every 5 steps under the perplexity guard (selection's max_ppl_rise, default 3 %):
     # on Gemma-3-270M step 20 of every-20 was already at the LMS budget and 12 % up in GSM8K perplexity
-    "dpo-anchor0.3-every5": ("dpo", ["--anchor-weight", "0.3", "--check-every", "5", "--steps", "120"]),
-    # the same over DPO's default 200 steps (the learning rate decays over 200, not 120, steps)
-    "dpo-anchor0.3-200": ("dpo", ["--anchor-weight", "0.3", "--check-every", "20", "--steps", "200"]),
+    "dpo-anchor0.3-every5": (
+        "dpo",
+        ["--anchor-weight", "0.3", "--check-every", "5", "--steps", "120"] + DPO_BEFORE_GNORM,
+    ),
+    # the same over 200 steps (the learning rate decays over 200, not 120, steps)
+    "dpo-anchor0.3-200": (
+        "dpo",
+        ["--anchor-weight", "0.3", "--check-every", "20", "--steps", "200"] + DPO_BEFORE_GNORM,
+    ),
     # one config for both models: the rate scaled by the model's DPO gradient norm at initialisation
     # (SmolLM2 0.237 -> 5e-4 unchanged; Gemma-3-270M ~0.7 -> ~1.8e-4, the rate its select-half explorations
     # favoured) and a 40-step warm-up (on Gemma it cut the perplexity paid in the first steps)
@@ -96,7 +114,9 @@ def command(row: str, model: str, runs: Path) -> list[str]:
 
 def check_flags(row: str, config: dict[str, Any]) -> None:
     """Each flag a row pins must equal what its stored run recorded, or its command would not reproduce it."""
-    flags = ROWS[row][1]
+    method, flags = ROWS[row]
+    # a field the run's record predates ran with what runs ran with before the field existed
+    config = {**config_defaults(config_class(method)()), **config}
     for flag, value in zip(flags[0::2], flags[1::2], strict=True):
         recorded = config.get(flag[2:].replace("-", "_"))
         numeric = isinstance(recorded, int | float) and not isinstance(recorded, bool)
@@ -185,6 +205,10 @@ def summarise(row: str, folder: Path, cmd: list[str]) -> dict[str, Any]:
             "chosen": chosen,
             "why": selection.get("why"),
             "max_ppl_rise": selection.get("max_ppl_rise"),  # absent: selected before the perplexity guard
+            # 1: annotation-stripped GSM8K text (before 2026-12-06's version 2, gee_gsm8k_ppl's own form)
+            "ppl_guard_version": (
+                selection.get("ppl_guard_version", 1) if selection.get("max_ppl_rise") is not None else None
+            ),
             "base": {k: base_select.get(k) for k in shown},
             "kept": {k: picked.get(k) for k in shown},
             "candidates": {
@@ -205,18 +229,55 @@ def best(rows: list[dict[str, Any]]) -> str | None:
     """Decided on the select half only: nearest SS 50 within the LMS budget (and, for rows selected under
     the perplexity guard, the neutral-perplexity budget), then the smaller LMS drop."""
 
-    def key(r: dict[str, Any]):
-        kept, base = r["select"]["kept"], r["select"]["base"]
-        return (abs(kept["ss"] - 50.0), base["lms"] - kept["lms"])
+    eligible = [r for r in rows if _within(r)]
+    return min(eligible, key=_nearest_50)["row"] if eligible else None
 
-    def within(r: dict[str, Any]) -> bool:
-        kept, base, guard = r["select"]["kept"], r["select"]["base"], r["select"].get("max_ppl_rise")
-        if kept.get("ss") is None or kept.get("lms") is None or base["lms"] - kept["lms"] > 1.0:
-            return False
-        return guard is None or _select_ppl_rise(r["select"]) <= guard
 
-    eligible = [r for r in rows if within(r)]
-    return min(eligible, key=key)["row"] if eligible else None
+def _nearest_50(r: dict[str, Any]) -> tuple[float, float]:
+    kept, base = r["select"]["kept"], r["select"]["base"]
+    return (abs(kept["ss"] - 50.0), base["lms"] - kept["lms"])
+
+
+def _within(r: dict[str, Any], guard_required: bool = False) -> bool:
+    """The kept checkpoint within the LMS budget and, where the row was selected under the perplexity guard
+    (or ``guard_required``), within the guard's budget on the select side."""
+    kept, base, guard = r["select"]["kept"], r["select"]["base"], r["select"].get("max_ppl_rise")
+    if kept.get("ss") is None or kept.get("lms") is None or base["lms"] - kept["lms"] > 1.0:
+        return False
+    if guard is None:
+        return not guard_required
+    rise = _select_ppl_rise(r["select"])
+    return rise is not None and rise <= guard
+
+
+def default_row(rows: list[dict[str, Any]], models: tuple[str, ...] = MODELS) -> dict[str, Any]:
+    """The row the defaults follow, decided on select halves only (2026-12-06, before the report half of
+    any row run under guard version 2 was read): among rows run on every model in ``models`` whose kept
+    checkpoint is within the LMS budget *and* the perplexity guard's budget (measured, not assumed) on
+    each model's select half, the one nearest SS 50 on the first model's select half (then the smaller
+    LMS drop). The issue asks for one method and config on both models, not tuned per model; a default
+    whose run on the second model has no checkpoint within the budgets is not one a user can run there.
+    With no such row: ``row`` None, and the caller keeps what it had."""
+    by_name: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        by_name.setdefault(r["row"], {})[r["model"]] = r
+    eligible = [
+        runs[models[0]]
+        for runs in by_name.values()
+        if all(m in runs and _within(runs[m], guard_required=True) for m in models)
+    ]
+    if not eligible:
+        return {"row": None, "why": f"no row within both budgets on the select halves of {', '.join(models)}"}
+    chosen = min(eligible, key=_nearest_50)
+    kept = chosen["select"]["kept"]["ss"]
+    return {
+        "row": chosen["row"],
+        "why": (
+            f"{len(eligible)} row(s) within both budgets on the select halves of {', '.join(models)}; "
+            f"{chosen['row']} is nearest 50 on {models[0]}'s (SS {kept:.2f})"
+        ),
+        "eligible": sorted(r["row"] for r in eligible),
+    }
 
 
 def _pair(heldout: dict[str, Any], name: str, digits: int = 2, scale: float = 1.0) -> str:
@@ -279,6 +340,9 @@ def main() -> None:
         if name in ROWS:
             check_flags(name, r["config"])
             r["command"] = shlex.join(command(name, model, args.runs))
+        # rows stored before the guard's version was recorded were selected under version 1 (or no guard)
+        guarded = r["select"].get("max_ppl_rise") is not None
+        r["select"].setdefault("ppl_guard_version", 1 if guarded else None)
     for name in names:
         cmd = command(name, args.model, args.runs)
         folder = args.runs / args.model / name
@@ -293,7 +357,12 @@ def main() -> None:
     by_model: dict[str, str | None] = {}
     for model in sorted({r["model"] for r in ordered}):
         by_model[model] = best([r for r in ordered if r["model"] == model])
-    write_json_atomic(results_path, {"suite": SUITE, "best_by_select_half": by_model, "rows": ordered})
+    default = default_row(ordered)
+    write_json_atomic(
+        results_path,
+        {"suite": SUITE, "best_by_select_half": by_model, "default_row": default, "rows": ordered},
+    )
+    print(f"default row (both models' select halves): {default['row']} ({default['why']})")
     for model in sorted(by_model):
         print(f"\n{model} (best on the select half: {by_model[model]})")
         print(table([r for r in ordered if r["model"] == model]))

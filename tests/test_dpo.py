@@ -396,6 +396,17 @@ def test_lr_scale_divides_by_the_norm_ratio_and_never_raises_the_rate():
         DpoConfig(lr_ref_grad_norm=-0.1)
 
 
+def test_a_run_recorded_before_the_rate_calibration_existed_ran_without_it():
+    """The default is the leaderboard's default row (calibration on, 40-step warm-up); a run folder whose
+    record predates the field is read as having run without it, so resuming it under today's defaults is
+    refused rather than silently mixing two rates."""
+    from debias.methods.recipe import config_defaults
+
+    cfg = DpoConfig()
+    assert (cfg.lr_ref_grad_norm, cfg.warmup_steps, cfg.anchor_weight, cfg.steps) == (0.25, 40, 0.3, 120)
+    assert config_defaults(cfg)["lr_ref_grad_norm"] == 0.0 and config_defaults(cfg)["warmup_steps"] == 40
+
+
 def test_initial_grad_norm_averages_seeded_batches_and_leaves_the_trainer_as_it_was():
     """A stand-in trainer whose loss is 0.5·(w·x)² per example: the gradient of a batch's mean loss is
     known in closed form, so the averaged norm is checked by hand."""
@@ -437,7 +448,8 @@ def test_lr_from_gradient_norm_on_the_default_model(tmp_path, smollm2, data_dir)
     import cli
 
     plain, scaled = tmp_path / "plain", tmp_path / "scaled"
-    assert cli.main(["train", "--method", "dpo", "--out", str(plain), *TINY, "--anchor-weight", "0"]) == 0
+    off = ["--anchor-weight", "0", "--lr-ref-grad-norm", "0"]
+    assert cli.main(["train", "--method", "dpo", "--out", str(plain), *TINY, *off]) == 0
     flags = [*TINY, "--anchor-weight", "0", "--lr-ref-grad-norm", "0.01"]
     assert cli.main(["train", "--method", "dpo", "--out", str(scaled), *flags]) == 0
     calibration = json.loads((scaled / "config.json").read_text())["training"]["lr_calibration"]

@@ -76,3 +76,39 @@ def test_a_row_selected_under_the_perplexity_guard_must_be_within_its_perplexity
     assert leaderboard.best(rows) == "far"
     assert leaderboard.best([row("near", 50.5, 21.0, guard=None)]) == "near"  # selected before the guard
     assert leaderboard._select_ppl_rise(rows[1]["select"]) == pytest.approx(0.02)
+
+
+def test_the_default_row_must_be_within_both_budgets_on_every_model():
+    def row(name, model, kept_ss, kept_lms=79.8, kept_ppl=20.2, guard=0.03):
+        base = {"ss": 58.0, "lms": 80.0, PPL: 20.0}
+        kept = {"ss": kept_ss, "lms": kept_lms, PPL: kept_ppl}
+        return {"row": name, "model": model, "select": {"base": base, "kept": kept, "max_ppl_rise": guard}}
+
+    small, gemma = leaderboard.MODELS
+    rows = [
+        row("nearest", small, 50.5),
+        row("nearest", gemma, 52.0, kept_ppl=21.0),  # 5 % up on the second model: not eligible
+        row("steady", small, 53.0),
+        row("steady", gemma, 54.0),
+        row("unguarded", small, 51.0),
+        row("unguarded", gemma, 51.0, guard=None),  # its perplexity was never measured there
+        row("one-model", small, 50.1),
+    ]
+    assert leaderboard.best([r for r in rows if r["model"] == small]) == "one-model"
+    chosen = leaderboard.default_row(rows)
+    assert chosen["row"] == "steady" and chosen["eligible"] == ["steady"]
+    rows.append(row("closer", small, 52.0))
+    rows.append(row("closer", gemma, 55.0, kept_lms=79.1))  # further on Gemma, nearer on the first model
+    assert leaderboard.default_row(rows)["row"] == "closer"
+    assert leaderboard.default_row(rows[:2])["row"] is None
+
+
+def test_rows_pin_what_they_ran_with_when_a_default_changes():
+    """A stored run from before lr_ref_grad_norm existed ran without it; its row pins 0, and the check
+    reads the missing field as what runs had before it (not today's default)."""
+    old_record = {"anchor_weight": 0.3, "check_every": 20, "steps": 120, "warmup_steps": 10}
+    leaderboard.check_flags("dpo-anchor0.3", old_record)
+    with pytest.raises(SystemExit, match="--warmup-steps 10 but its run recorded 40"):
+        leaderboard.check_flags("dpo-anchor0.3", {**old_record, "warmup_steps": 40})
+    gnorm = {**old_record, "warmup_steps": 40, "lr_ref_grad_norm": 0.25}
+    leaderboard.check_flags("dpo-gnorm-warmup40", gnorm)

@@ -19,8 +19,9 @@ METHODS: dict[str, tuple[str, str, str]] = {
     "project": ("debias.methods.project.recipe", "ProjectConfig", "ProjectRecipe"),
 }
 
-# What `train` / `train-and-eval` run without --method: the leaderboard's best row on the default model,
-# decided on the select half before the report half was read (README, "The method leaderboard").
+# What `train` / `train-and-eval` run without --method: the leaderboard's default row, within both retention
+# budgets on both models' select halves and then nearest SS 50 on the default model's (README, "The method
+# leaderboard"; benchmarks/leaderboard.py default_row).
 DEFAULT_METHOD = "dpo"
 
 

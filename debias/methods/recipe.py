@@ -117,9 +117,11 @@ class Recipe(ABC):
 
 
 def config_defaults(cfg: Any) -> dict[str, Any]:
-    """``cfg``'s config class at its defaults (what a run that predates a field ran with), recorded as
-    ``config_dict`` records a config (after ``__post_init__``'s normalisation)."""
-    return run_folder.jsonable(dataclasses.asdict(type(cfg)()))
+    """What a run whose record predates a field ran with, recorded as ``config_dict`` records a config
+    (after ``__post_init__``'s normalisation): the config class's defaults, except where a field's default
+    changed after it was added (the class's ``BEFORE_THE_FIELD``: the value runs had before the field)."""
+    cls = type(cfg)
+    return run_folder.jsonable({**dataclasses.asdict(cls()), **getattr(cls, "BEFORE_THE_FIELD", {})})
 
 
 #: the selection's perplexity guard: a lm-eval task over held-out neutral text, and the metric it keeps

@@ -39,7 +39,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from transformers import TrainerCallback
@@ -55,6 +55,10 @@ from debias.models import DEFAULT_MODEL
 class DpoConfig:
     """Every field is a flag of ``cli.py train --method dpo`` (underscores → dashes)."""
 
+    #: runs recorded before ``lr_ref_grad_norm`` existed trained without the calibration (0), which was
+    #: also its default until 2026-12-06 (``recipe.config_defaults``)
+    BEFORE_THE_FIELD: ClassVar[dict[str, Any]] = {"lr_ref_grad_norm": 0.0}
+
     model: str = DEFAULT_MODEL
     pairs: str = "builtin"  # the project's pairs (debias/data/bias_pairs.py) or a JSONL/CSV/parquet file
     heldout_pairs: str = "builtin"  # pairs for held-out reward accuracy ("builtin": the held-out frames)
@@ -63,7 +67,9 @@ class DpoConfig:
     beta: float = 0.1
     sft_weight: float = 0.0  # weight of an NLL term on the chosen continuation (retention anchor)
     # weight of KL(base ‖ tuned) on neutral text (debias.anchor, as equalisation's); 0 switches it off.
-    # 0.3, 120 steps and checks every 20: the leaderboard's best row (README, "The method leaderboard")
+    # 0.3, 120 steps, checks every 20, a 40-step warm-up and the rate calibration at 0.25: the leaderboard's
+    # default row, dpo-gnorm-warmup40 (README, "The method leaderboard": within both budgets on both
+    # models' select halves)
     anchor_weight: float = 0.3
     anchor_text: str = anchor_text.BUILTIN
     anchor_batch_size: int = 4
@@ -74,10 +80,10 @@ class DpoConfig:
     # > 0: ``lr`` is the rate for a model whose DPO gradient norm at the adapter's initialisation is this
     # (measured on a seeded sample of training batches before step 1); a model whose pair log-ratios
     # respond more strongly (a larger norm) trains at lr x this / its norm, never above lr. 0: off
-    lr_ref_grad_norm: float = 0.0
+    lr_ref_grad_norm: float = 0.25
     batch_size: int = 16
     steps: int = 120
-    warmup_steps: int = 10
+    warmup_steps: int = 40
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     lora_r: int = 8
