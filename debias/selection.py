@@ -97,6 +97,13 @@ def score(model: models.ModelRef, candidate: Candidate, request: evaluation.Eval
     return evaluation.evaluate(merged, tokenizer, request, tokenizer_path=str(model.path))
 
 
+def selection_header(task: str | None, metric: str) -> dict[str, Any]:
+    """What every write of ``selection.json`` starts with: which split and metric the scores are on, and
+    which text the perplexity guard read (``Scorer.scored`` drops perplexities of another version), so
+    the two writers cannot drift apart."""
+    return {"task": task, "metric": metric, "ppl_guard_version": PPL_TASK_VERSION}
+
+
 class Scorer:
     """Scores one candidate on the selection split (and the perplexity guard's text), once: what a recipe
     calls during training.
@@ -149,12 +156,7 @@ class Scorer:
             request = evaluation.EvalRequest(tasks=missing, seed=getattr(self.recipe.cfg, "seed", 0))
             known.update(selection_metrics(score(self.model, candidate, request), self.task, self.metric))
             scores[candidate.label] = known
-            record = {
-                "task": self.task,
-                "metric": self.metric,
-                "ppl_guard_version": PPL_TASK_VERSION,
-                "base": self.base,
-            }
+            record = {**selection_header(self.task, self.metric), "base": self.base}
             write_json_atomic(self.recipe.folder.selection, {**record, f"{self.recipe.unit}s": scores})
         return known
 
@@ -172,8 +174,7 @@ def select(recipe: Recipe, model: models.ModelRef) -> dict[str, Any]:
     if not candidates:
         raise ValueError(f"{folder.path}: training left no checkpoint to keep")
     unit, key = recipe.unit, f"{recipe.unit}s"
-    selection: dict[str, Any] = {"task": task, "metric": metric, key: {}}
-    selection["ppl_guard_version"] = PPL_TASK_VERSION
+    selection: dict[str, Any] = {**selection_header(task, metric), key: {}}
     if task:
         # the Scorer reuses what training already scored (DPO's guard) and saves each new score
         scorer = Scorer(recipe, model)
