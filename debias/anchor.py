@@ -27,6 +27,10 @@ from debias import training
 from debias.data.sampler import SeededCycle
 
 BUILTIN = "gsm8k_mmlu"
+#: the same texts with GSM8K's calculator annotations kept (``<<48/2=24>>``), in ``gee_gsm8k_ppl``'s own
+#: form: what the perplexity guard and the GSM8K budget score. The held-out side is the same items.
+BUILTIN_ANNOTATED = "gsm8k_mmlu_annotated"
+BUILTINS = (BUILTIN, BUILTIN_ANNOTATED)
 #: how a text longer than the anchor's token limit is cut: "head" keeps its first ``max_tokens`` (the
 #: default, what every earlier run did); "chunks" cuts it into consecutive ``max_tokens`` pieces, each
 #: its own row. With 64 tokens "head" sees mostly GSM8K *questions* (median 56 tokens of a 141-token
@@ -36,19 +40,20 @@ BUILTIN = "gsm8k_mmlu"
 CROPS = ("head", "chunks")
 
 
-def gsm8k_mmlu_texts() -> list[str]:
+def gsm8k_mmlu_texts(keep_annotations: bool = False) -> list[str]:
     """GSM8K train question + solution, and MMLU dev questions with their four options, as plain text.
 
     The task layer owns the reading: ``gee_neutral_ppl_select`` scores the held-out side of this list."""
     from harness_tasks.retention import utils
 
-    return utils.neutral_texts()
+    return utils.neutral_texts(keep_annotations=keep_annotations)
 
 
 def load_texts(spec: str) -> list[str]:
-    """``gsm8k_mmlu`` (built-in neutral text) or a user file (text lines; JSONL/CSV/parquet ``text``)."""
-    if spec == BUILTIN:
-        return gsm8k_mmlu_texts()
+    """``gsm8k_mmlu`` / ``gsm8k_mmlu_annotated`` (built-in neutral text) or a user file (text lines;
+    JSONL/CSV/parquet ``text``)."""
+    if spec in BUILTINS:
+        return gsm8k_mmlu_texts(keep_annotations=spec == BUILTIN_ANNOTATED)
     path = Path(spec)
     if path.suffix in (".txt", ""):
         try:
@@ -93,7 +98,7 @@ def split_texts(texts: Sequence[str], spec: str) -> tuple[list[str], list[str]]:
 
 def not_held_out(weight: float, spec: str) -> list[str]:
     """What a run using the anchor can no longer call held out (the run's warnings and report say it)."""
-    if weight > 0 and spec == BUILTIN:
+    if weight > 0 and spec in BUILTINS:
         return [
             "gee_gsm8k_ppl shares the anchor text's distribution (the anchor reads GSM8K train "
             "solutions; the task scores test solutions)"
@@ -201,6 +206,8 @@ def mean_kl(model, anchor: RetentionAnchor, batches: int, device) -> float:
 
 __all__ = [
     "BUILTIN",
+    "BUILTINS",
+    "BUILTIN_ANNOTATED",
     "AnchorBatch",
     "RetentionAnchor",
     "anchor_loss",

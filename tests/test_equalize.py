@@ -212,6 +212,23 @@ def test_builtin_anchor_text_is_gsm8k_train_and_mmlu_dev(data_dir):
     assert not any(t.split("\n", 1)[0] in test_questions for t in texts)  # never a scored item
 
 
+def test_annotated_anchor_text_is_the_guard_form_of_the_same_items(data_dir):
+    """``gsm8k_mmlu_annotated`` reads the texts in ``gee_gsm8k_ppl``'s own form (calculator annotations
+    kept), row for row the built-in set, so its held-out side is the guard's and its training side never
+    holds a text the guard scores."""
+    from harness_tasks.retention import utils
+
+    plain = anchor.load_texts(anchor.BUILTIN)
+    annotated = anchor.load_texts(anchor.BUILTIN_ANNOTATED)
+    assert len(annotated) == len(plain) and sum("<<" in t for t in annotated) > 7000
+    assert [t.split("\n", 1)[0] for t in annotated] == [t.split("\n", 1)[0] for t in plain]
+    train, heldout = anchor.split_texts(annotated, anchor.BUILTIN_ANNOTATED)
+    assert heldout == utils.neutral_split(utils.neutral_texts(keep_annotations=True))[1]
+    assert not set(train) & set(heldout)
+    assert anchor.not_held_out(0.3, anchor.BUILTIN_ANNOTATED) == anchor.not_held_out(0.3, anchor.BUILTIN)
+    assert anchor.not_held_out(0.3, anchor.BUILTIN_ANNOTATED) and not anchor.not_held_out(0.0, anchor.BUILTIN)
+
+
 def test_anchor_crop_head_keeps_the_start_chunks_keep_every_token():
     ids = list(range(10))
     assert anchor.cut(ids, 4, "head") == [[0, 1, 2, 3]]
