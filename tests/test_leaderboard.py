@@ -112,3 +112,20 @@ def test_rows_pin_what_they_ran_with_when_a_default_changes():
         leaderboard.check_flags("dpo-anchor0.3", {**old_record, "warmup_steps": 40})
     gnorm = {**old_record, "warmup_steps": 40, "lr_ref_grad_norm": 0.25}
     leaderboard.check_flags("dpo-gnorm-warmup40", gnorm)
+
+
+def test_a_list_flag_is_checked_as_the_list_its_run_recorded():
+    """``--lora-targets gate_proj up_proj down_proj`` takes three values: the check groups them (as argparse
+    does) and compares them with the recorded list, so a run on other projections is refused."""
+    assert leaderboard.flag_values(["--steps", "120", "--lora-targets", "a", "b"]) == {
+        "--steps": ["120"],
+        "--lora-targets": ["a", "b"],
+    }
+    with pytest.raises(ValueError, match="must start with a flag"):
+        leaderboard.flag_values(["120", "--steps"])
+    record = {"anchor_weight": 0.3, "check_every": 20, "steps": 120, "warmup_steps": 40}
+    record |= {"lr_ref_grad_norm": 0.25, "lora_targets": ["gate_proj", "up_proj", "down_proj"]}
+    leaderboard.check_flags("dpo-gnorm-warmup40-mlp", record)
+    every = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    with pytest.raises(SystemExit, match="--lora-targets gate_proj up_proj down_proj but its run recorded"):
+        leaderboard.check_flags("dpo-gnorm-warmup40-mlp", {**record, "lora_targets": every})
