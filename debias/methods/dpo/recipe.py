@@ -45,7 +45,7 @@ import torch
 from transformers import TrainerCallback
 
 from debias import anchor as anchor_text
-from debias import memory, models, training
+from debias import memory, models, run_folder, training
 from debias.data import preference_pairs as pair_data
 from debias.methods.recipe import PPL_KEY, Candidate, Recipe, selection_settings
 from debias.models import DEFAULT_MODEL
@@ -298,6 +298,10 @@ class DpoRecipe(Recipe):
                 shutil.rmtree(partial)
         found = self._checkpoints()
         latest = found[-1] if self.resume and found else None
+        # a finished run resumed (the main job adopting a `train` folder, a rerun after select failed):
+        # the Trainer, handed a checkpoint at max_steps, trains one more step at rate 0 and saves it as a
+        # new checkpoint, a spurious candidate; nothing is left to train, so it is not called
+        finished = latest is not None and _step(latest) >= cfg.steps
         dataset = Dataset.from_list(
             [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in self.train_pairs]
         )
@@ -356,7 +360,10 @@ class DpoRecipe(Recipe):
         self.policy = trainer.model
         self.guard_stop: str | None = stopped
         self.lr_calibration: dict[str, float] | None = None
-        if stopped is None:
+        if finished:  # the calibration the run trained with, as recorded
+            record = run_folder.read_json(self.folder.config) if self.folder.config.is_file() else {}
+            self.lr_calibration = (record.get("training") or {}).get("lr_calibration")
+        if stopped is None and not finished:
             if cfg.lr_ref_grad_norm > 0:  # before the optimizer exists: the Trainer builds it in train()
                 norm = initial_grad_norm(trainer, LR_CALIBRATION_BATCHES, cfg.batch_size, cfg.seed)
                 scale = lr_scale(norm, cfg.lr_ref_grad_norm)
@@ -369,14 +376,15 @@ class DpoRecipe(Recipe):
                 )
             print(f"DPO: {len(self.train_pairs)} pairs, {cfg.steps} steps", file=sys.stderr)
             trainer.train(resume_from_checkpoint=str(latest) if latest else None)
-        else:  # the guard stopped an earlier run: nothing to train, restore its last adapter for scoring
+        else:  # the guard stopped an earlier run, or it finished: restore its last adapter for scoring
             from peft import set_peft_model_state_dict
             from safetensors.torch import load_file
 
             set_peft_model_state_dict(self.policy, load_file(str(latest / "adapter_model.safetensors")))
-        step = trainer.state.global_step if stopped is None else _step(latest)
+        trained = stopped is None and not finished
+        step = trainer.state.global_step if trained else _step(latest)
         last = self.folder.checkpoints / f"checkpoint-{step}"
-        if stopped is None and not (last / COMPLETE).is_file():
+        if trained and not (last / COMPLETE).is_file():
             training.check_finite(self.policy, last)
             trainer.save_model(str(last))
             _mark_complete(last)  # the last step, when it is not a multiple of check_every
