@@ -322,7 +322,7 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, smollm2, data_dir):
         steps=4,
         check_every=2,
         batch_size=2,
-        max_pairs=16,  # the run ends mid-epoch, as real runs do (a finished run resumed then took a step more)
+        max_pairs=16,  # ends mid-epoch, as real runs do (a finished run resumed then took one step more)
         heldout_max_pairs=4,
         select_task="",
         anchor_weight=0.5,  # the anchor's batches follow the step, so a resumed run reads the same ones
@@ -345,8 +345,10 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, smollm2, data_dir):
     steps = [json.loads(line)["step"] for line in (cut / "metrics.jsonl").read_text().splitlines()]
     assert sorted(set(steps)) == [1, 2, 3, 4] and steps.count(3) == 1  # the redone steps logged once
     # a finished run resumed trains nothing more: no rate-0 step 5 saved as a spurious candidate
+    before = json.loads((whole / "config.json").read_text())["training"]
     summary = train_adapter("dpo", cfg, whole, resume=True)
     assert summary["steps"] == 4 and not (whole / "checkpoints" / "checkpoint-5").exists()
+    assert summary["lr_calibration"] == before["lr_calibration"] is not None  # as the run trained
     assert max(json.loads(line)["step"] for line in (whole / "metrics.jsonl").read_text().splitlines()) == 4
     c = load_file(str(whole / "adapter" / "adapter_model.safetensors"))
     assert all(torch.equal(a[name], c[name]) for name in a)

@@ -226,6 +226,9 @@ class DpoRecipe(Recipe):
         cfg = self.cfg
         self.validate()  # bad pair files fail before anything is written
         self.check_resume()
+        # what an earlier run of this folder recorded about its training (a finished run resumed keeps it)
+        previous = run_folder.read_json(self.folder.config) if self.folder.config.is_file() else {}
+        self.previous_training: dict[str, Any] = (previous.get("training") or {}) if self.resume else {}
         self.folder.path.mkdir(parents=True, exist_ok=True)
         self.model_ref = models.reference(cfg.model)
         training.set_seed(cfg.seed)
@@ -361,8 +364,7 @@ class DpoRecipe(Recipe):
         self.guard_stop: str | None = stopped
         self.lr_calibration: dict[str, float] | None = None
         if finished:  # the calibration the run trained with, as recorded
-            record = run_folder.read_json(self.folder.config) if self.folder.config.is_file() else {}
-            self.lr_calibration = (record.get("training") or {}).get("lr_calibration")
+            self.lr_calibration = self.previous_training.get("lr_calibration")
         if stopped is None and not finished:
             if cfg.lr_ref_grad_norm > 0:  # before the optimizer exists: the Trainer builds it in train()
                 norm = initial_grad_norm(trainer, LR_CALIBRATION_BATCHES, cfg.batch_size, cfg.seed)
