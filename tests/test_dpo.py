@@ -349,6 +349,10 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, smollm2, data_dir):
     summary = train_adapter("dpo", cfg, whole, resume=True)
     assert summary["steps"] == 4 and not (whole / "checkpoints" / "checkpoint-5").exists()
     assert summary["lr_calibration"] == before["lr_calibration"] is not None  # as the run trained
+    record = json.loads((whole / "config.json").read_text())
+    (whole / "config.json").write_text(json.dumps({**record, "training": None}))  # a record that lost it
+    again = train_adapter("dpo", cfg, whole, resume=True)["lr_calibration"]
+    assert again["lr"] == pytest.approx(before["lr_calibration"]["lr"], rel=1e-6)  # measured again, same
     assert max(json.loads(line)["step"] for line in (whole / "metrics.jsonl").read_text().splitlines()) == 4
     c = load_file(str(whole / "adapter" / "adapter_model.safetensors"))
     assert all(torch.equal(a[name], c[name]) for name in a)

@@ -365,17 +365,20 @@ class DpoRecipe(Recipe):
         self.lr_calibration: dict[str, float] | None = None
         if finished:  # the calibration the run trained with, as recorded
             self.lr_calibration = self.previous_training.get("lr_calibration")
+        # measured before the optimizer exists (the Trainer builds it in train()); seeded batches at the
+        # adapter's initialisation, so a finished run whose record lost it measures the same number again
+        calibrate = stopped is None and cfg.lr_ref_grad_norm > 0 and self.lr_calibration is None
+        if calibrate:
+            norm = initial_grad_norm(trainer, LR_CALIBRATION_BATCHES, cfg.batch_size, cfg.seed)
+            scale = lr_scale(norm, cfg.lr_ref_grad_norm)
+            trainer.args.learning_rate = lr = cfg.lr * scale
+            self.lr_calibration = {"initial_grad_norm": norm, "lr_scale": scale, "lr": lr}
+            print(
+                f"DPO: initial gradient norm {norm:.3f} (reference {cfg.lr_ref_grad_norm:g}): "
+                f"lr {cfg.lr:g} x {scale:.3f} = {lr:.3g}",
+                file=sys.stderr,
+            )
         if stopped is None and not finished:
-            if cfg.lr_ref_grad_norm > 0:  # before the optimizer exists: the Trainer builds it in train()
-                norm = initial_grad_norm(trainer, LR_CALIBRATION_BATCHES, cfg.batch_size, cfg.seed)
-                scale = lr_scale(norm, cfg.lr_ref_grad_norm)
-                trainer.args.learning_rate = lr = cfg.lr * scale
-                self.lr_calibration = {"initial_grad_norm": norm, "lr_scale": scale, "lr": lr}
-                print(
-                    f"DPO: initial gradient norm {norm:.3f} (reference {cfg.lr_ref_grad_norm:g}): "
-                    f"lr {cfg.lr:g} x {scale:.3f} = {lr:.3g}",
-                    file=sys.stderr,
-                )
             print(f"DPO: {len(self.train_pairs)} pairs, {cfg.steps} steps", file=sys.stderr)
             trainer.train(resume_from_checkpoint=str(latest) if latest else None)
         else:  # the guard stopped an earlier run, or it finished: restore its last adapter for scoring
