@@ -508,8 +508,15 @@ def test_dpo_skips_a_nan_step_and_stops_after_too_many(tmp_path, smollm2, data_d
 
     monkeypatch.setattr(DPOTrainer, "compute_loss", poisoned)
     # no rate calibration: its gradient-norm measurement would take the poisoned first call
-    cfg = DpoConfig(steps=3, check_every=1, batch_size=2, max_pairs=8, heldout_max_pairs=4, select_task="")
-    cfg.lr_ref_grad_norm = 0.0
+    cfg = DpoConfig(
+        steps=3,
+        check_every=1,
+        batch_size=2,
+        max_pairs=8,
+        heldout_max_pairs=4,
+        select_task="",
+        lr_ref_grad_norm=0.0,
+    )
     bad_calls = {1}  # the first step's loss is NaN: its checkpoint must equal the untrained adapter
     run = tmp_path / "skip"
     train_adapter("dpo", cfg, run)

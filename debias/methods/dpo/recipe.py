@@ -365,10 +365,10 @@ class DpoRecipe(Recipe):
         self.lr_calibration: dict[str, float] | None = None
         if finished:  # the calibration the run trained with, as recorded
             self.lr_calibration = self.previous_training.get("lr_calibration")
+        trained = stopped is None and not finished
         # measured before the optimizer exists (the Trainer builds it in train()); seeded batches at the
         # adapter's initialisation, so a finished run whose record lost it measures the same number again
-        calibrate = stopped is None and cfg.lr_ref_grad_norm > 0 and self.lr_calibration is None
-        if calibrate:
+        if stopped is None and cfg.lr_ref_grad_norm > 0 and self.lr_calibration is None:
             norm = initial_grad_norm(trainer, LR_CALIBRATION_BATCHES, cfg.batch_size, cfg.seed)
             scale = lr_scale(norm, cfg.lr_ref_grad_norm)
             trainer.args.learning_rate = lr = cfg.lr * scale
@@ -378,7 +378,7 @@ class DpoRecipe(Recipe):
                 f"lr {cfg.lr:g} x {scale:.3f} = {lr:.3g}",
                 file=sys.stderr,
             )
-        if stopped is None and not finished:
+        if trained:
             print(f"DPO: {len(self.train_pairs)} pairs, {cfg.steps} steps", file=sys.stderr)
             trainer.train(resume_from_checkpoint=str(latest) if latest else None)
         else:  # the guard stopped an earlier run, or it finished: restore its last adapter for scoring
@@ -386,7 +386,6 @@ class DpoRecipe(Recipe):
             from safetensors.torch import load_file
 
             set_peft_model_state_dict(self.policy, load_file(str(latest / "adapter_model.safetensors")))
-        trained = stopped is None and not finished
         step = trainer.state.global_step if trained else _step(latest)
         last = self.folder.checkpoints / f"checkpoint-{step}"
         if trained and not (last / COMPLETE).is_file():
