@@ -310,7 +310,7 @@ def test_two_step_run_on_the_default_model(tmp_path, smollm2, data_dir):
     assert selection_record["chosen_step"] == 2 and selection_record["why"].startswith("no selection task")
 
 
-def test_resumed_run_equals_an_uninterrupted_one(tmp_path, smollm2, data_dir):
+def test_resumed_run_equals_an_uninterrupted_one(tmp_path, smollm2, data_dir, monkeypatch):
     """A run killed after its step-2 checkpoint, resumed, ends with the uninterrupted run's adapter."""
     import shutil
 
@@ -358,6 +358,12 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, smollm2, data_dir):
     assert all(torch.equal(a[name], c[name]) for name in a)
     with pytest.raises(ValueError, match=r"other settings \(lr: 0.0005 -> 0.001\)"):
         train_adapter("dpo", DpoConfig(**{**cfg.__dict__, "lr": 1e-3}), cut, resume=True)
+    # a run the guard stopped, resumed, trains nothing more and keeps the calibration it trained with
+    monkeypatch.setattr(DpoRecipe, "_guard_stopped", lambda self: "SS crossed 50 (synthetic)")
+    shutil.rmtree(cut / "checkpoints" / "checkpoint-4")
+    stopped = train_adapter("dpo", cfg, cut, resume=True)
+    assert stopped["steps"] == 2 and stopped["stopped_early"]
+    assert stopped["lr_calibration"] == before["lr_calibration"]
 
 
 def test_probe_batch_and_piped_interactive(tmp_path, smollm2):

@@ -362,10 +362,10 @@ class DpoRecipe(Recipe):
         self.trainer = trainer
         self.policy = trainer.model
         self.guard_stop: str | None = stopped
-        self.lr_calibration: dict[str, float] | None = None
-        if finished:  # the calibration the run trained with, as recorded
-            self.lr_calibration = self.previous_training.get("lr_calibration")
         trained = stopped is None and not finished
+        self.lr_calibration: dict[str, float] | None = None
+        if not trained:  # finished, or stopped by the guard: the calibration the run trained with, as recorded
+            self.lr_calibration = self.previous_training.get("lr_calibration")
         # measured before the optimizer exists (the Trainer builds it in train()); seeded batches at the
         # adapter's initialisation, so a finished run whose record lost it measures the same number again
         if stopped is None and cfg.lr_ref_grad_norm > 0 and self.lr_calibration is None:
