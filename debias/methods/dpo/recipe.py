@@ -364,7 +364,7 @@ class DpoRecipe(Recipe):
         self.guard_stop: str | None = stopped
         trained = stopped is None and not finished
         self.lr_calibration: dict[str, float] | None = None
-        if not trained:  # finished, or stopped by the guard: the calibration the run trained with, as recorded
+        if not trained:  # finished or stopped by the guard: the calibration the run trained with, as recorded
             self.lr_calibration = self.previous_training.get("lr_calibration")
         # measured before the optimizer exists (the Trainer builds it in train()); seeded batches at the
         # adapter's initialisation, so a finished run whose record lost it measures the same number again
