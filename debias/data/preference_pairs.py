@@ -16,11 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from debias.data import bias_pairs, varied_pairs
+from debias.data import bias_pairs, role_pairs, varied_pairs
 from debias.data.user_prompts import read_records, record_text
 
 BUILTIN = "builtin"
 VARIED = "varied"  # the wider set: more shapes, both directions, more subjects (debias.data.varied_pairs)
+ROLES = "roles"  # role -> pronoun pairs, on roles Winogender never names (debias.data.role_pairs)
+#: the project's own sets by name; a spec may join several with "+" ("builtin+roles": both, concatenated)
+SETS = {BUILTIN: bias_pairs, VARIED: varied_pairs, ROLES: role_pairs}
 
 
 @dataclass(frozen=True)
@@ -32,14 +35,22 @@ class PreferencePair:
 
 
 def builtin(split: str, kind: str = BUILTIN) -> list[PreferencePair]:
-    source = varied_pairs if kind == VARIED else bias_pairs
-    return [PreferencePair(p.prompt, p.chosen, p.rejected, p.bias_type) for p in source.generate(split)]
+    return [PreferencePair(p.prompt, p.chosen, p.rejected, p.bias_type) for p in SETS[kind].generate(split)]
+
+
+def builtin_parts(spec: str) -> list[str] | None:
+    """The project's sets a spec names ("builtin", "varied", "roles", or several joined by "+"), or None
+    for a file."""
+    parts = spec.split("+")
+    return parts if all(part in SETS for part in parts) else None
 
 
 def load(spec: str, split: str = "train") -> list[PreferencePair]:
-    """``builtin`` / ``varied`` (the project's pairs, ``split`` train / heldout) or a pair file (all)."""
-    if spec in (BUILTIN, VARIED):
-        return builtin(split, spec)
+    """The project's pairs by name (``split`` train / heldout; "a+b": both sets, in that order) or a pair
+    file (all of it)."""
+    parts = builtin_parts(spec)
+    if parts is not None:
+        return [pair for part in parts for pair in builtin(split, part)]
     return read_pairs(Path(spec))
 
 
@@ -53,11 +64,10 @@ def subset(pairs: list, size: int | None, seed: int) -> list:
 
 
 def fingerprint(spec: str) -> str:
-    """Which pairs a run trained on: the built-in set's content hash, or the file's sha256."""
-    if spec == BUILTIN:
-        return f"builtin:{bias_pairs.fingerprint()}"
-    if spec == VARIED:
-        return f"varied:{varied_pairs.fingerprint()}"
+    """Which pairs a run trained on: each built-in set's content hash, or the file's sha256."""
+    parts = builtin_parts(spec)
+    if parts is not None:
+        return "+".join(f"{part}:{SETS[part].fingerprint()}" for part in parts)
     import hashlib
 
     return f"sha256:{hashlib.sha256(Path(spec).read_bytes()).hexdigest()[:16]}"

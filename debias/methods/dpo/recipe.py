@@ -60,7 +60,9 @@ class DpoConfig:
     BEFORE_THE_FIELD: ClassVar[dict[str, Any]] = {"lr_ref_grad_norm": 0.0}
 
     model: str = DEFAULT_MODEL
-    pairs: str = "builtin"  # the project's pairs (debias/data/bias_pairs.py) or a JSONL/CSV/parquet file
+    # the project's pairs by name (builtin: debias/data/bias_pairs.py; varied; roles; several joined with
+    # "+") or a JSONL/CSV/parquet file
+    pairs: str = "builtin"
     heldout_pairs: str = "builtin"  # pairs for held-out reward accuracy ("builtin": the held-out frames)
     heldout_max_pairs: int | None = 512  # a fixed, seeded subset of those, scored at every check
     max_pairs: int | None = None  # train on a fixed, seeded subset (None: every pair)
