@@ -30,6 +30,7 @@ from debias import run_folder
 from debias.atomic import write_json_atomic
 from debias.methods import config_class
 from debias.methods.recipe import PPL_KEY, config_defaults
+from debias.training import DEFAULT_LORA_TARGETS
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
@@ -45,6 +46,8 @@ MLP_TARGETS = ["gate_proj", "up_proj", "down_proj"]
 
 #: DPO's defaults before 2026-12-06 (10-step warm-up, no rate calibration), pinned by the rows run with them
 DPO_BEFORE_GNORM = ["--warmup-steps", "10", "--lr-ref-grad-norm", "0"]
+#: DPO's defaults before 2026-12-07 (rate 5e-4, LoRA on all seven projections), pinned likewise
+DPO_BEFORE_MLP = ["--lr", "5e-4", "--lora-targets", *DEFAULT_LORA_TARGETS]
 
 # row name -> (method, extra flags); every flag not named is the method's default
 # (rows run before a default changed pin what they ran with, so each command still reproduces its row)
@@ -55,41 +58,51 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "equalize-varied": ("equalize", ["--pairs", "varied", "--anchor-weight", "1", "--steps", "200"]),
     # the anchor weight the select-half sweep (benchmarks/anchor_sweep.py) found best within the LMS budget
     "equalize-anchor0.3": ("equalize", ["--anchor-weight", "0.3", "--steps", "120"]),
-    "dpo": ("dpo", ["--anchor-weight", "0", "--check-every", "40", "--steps", "200"] + DPO_BEFORE_GNORM),
+    "dpo": (
+        "dpo",
+        ["--anchor-weight", "0", "--check-every", "40", "--steps", "200"] + DPO_BEFORE_GNORM + DPO_BEFORE_MLP,
+    ),
     "dpo-sft-anchor": (
         "dpo",
         ["--sft-weight", "0.1", "--anchor-weight", "0", "--check-every", "40", "--steps", "200"]
-        + DPO_BEFORE_GNORM,
+        + DPO_BEFORE_GNORM
+        + DPO_BEFORE_MLP,
     ),
     # DPO with equalisation's retention anchor (KL on GSM8K-train/MMLU-dev text) and a finer checkpoint grid:
     # the unanchored run's in-budget step 40 and over-budget step 80 were 5.3 SS points apart
     "dpo-anchor0.3": (
         "dpo",
-        ["--anchor-weight", "0.3", "--check-every", "20", "--steps", "120"] + DPO_BEFORE_GNORM,
+        ["--anchor-weight", "0.3", "--check-every", "20", "--steps", "120"]
+        + DPO_BEFORE_GNORM
+        + DPO_BEFORE_MLP,
     ),
     # the same, checked every 5 steps under the perplexity guard (selection's max_ppl_rise, default 3 %):
     # on Gemma-3-270M step 20 of every-20 was already at the LMS budget and 12 % up in GSM8K perplexity
     "dpo-anchor0.3-every5": (
         "dpo",
-        ["--anchor-weight", "0.3", "--check-every", "5", "--steps", "120"] + DPO_BEFORE_GNORM,
+        ["--anchor-weight", "0.3", "--check-every", "5", "--steps", "120"]
+        + DPO_BEFORE_GNORM
+        + DPO_BEFORE_MLP,
     ),
     # the same over 200 steps (the learning rate decays over 200, not 120, steps)
     "dpo-anchor0.3-200": (
         "dpo",
-        ["--anchor-weight", "0.3", "--check-every", "20", "--steps", "200"] + DPO_BEFORE_GNORM,
+        ["--anchor-weight", "0.3", "--check-every", "20", "--steps", "200"]
+        + DPO_BEFORE_GNORM
+        + DPO_BEFORE_MLP,
     ),
     # one config for both models: the rate scaled by the model's DPO gradient norm at initialisation
     # (SmolLM2 0.237 -> 5e-4 unchanged; Gemma-3-270M ~0.7 -> ~1.8e-4, the rate its select-half explorations
     # favoured) and a 40-step warm-up (on Gemma it cut the perplexity paid in the first steps)
-    "dpo-gnorm-warmup40": ("dpo", GNORM_WARMUP40),
+    "dpo-gnorm-warmup40": ("dpo", GNORM_WARMUP40 + DPO_BEFORE_MLP),
     # the same, with the anchor reading all of each neutral text in 64-token pieces: with each text's first
     # 64 tokens (the default) it reads mostly GSM8K questions and 12 % of the solutions' tokens
     # (benchmarks/anchor_coverage.py), and on Gemma-3-270M GSM8K solutions lost the most perplexity
     # (measured: it did not help there; README)
-    "dpo-gnorm-warmup40-chunks": ("dpo", GNORM_WARMUP40 + ["--anchor-crop", "chunks"]),
+    "dpo-gnorm-warmup40-chunks": ("dpo", GNORM_WARMUP40 + ["--anchor-crop", "chunks"] + DPO_BEFORE_MLP),
     # the same, with LoRA on the MLP projections only (gate/up/down; no attention): on Gemma-3-270M's select
     # half it moved SS as far as all projections at step 40 for 0.1 % neutral perplexity instead of 2.0 %
-    "dpo-gnorm-warmup40-mlp": ("dpo", GNORM_WARMUP40 + ["--lora-targets", *MLP_TARGETS]),
+    "dpo-gnorm-warmup40-mlp": ("dpo", GNORM_WARMUP40 + ["--lr", "5e-4", "--lora-targets", *MLP_TARGETS]),
     # the same at twice the rate, checked every 40 steps: on both models' select halves the MLP-only run
     # stayed far inside the budgets at every check (LMS within 0.25, guard perplexity <= 1.0 %) and the 120
     # steps, not a budget, ended it; the calibration still scales Gemma-3-270M's rate (0.611 -> 4.1e-4)

@@ -356,8 +356,8 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, smollm2, data_dir, mo
     assert max(json.loads(line)["step"] for line in (whole / "metrics.jsonl").read_text().splitlines()) == 4
     c = load_file(str(whole / "adapter" / "adapter_model.safetensors"))
     assert all(torch.equal(a[name], c[name]) for name in a)
-    with pytest.raises(ValueError, match=r"other settings \(lr: 0.0005 -> 0.001\)"):
-        train_adapter("dpo", DpoConfig(**{**cfg.__dict__, "lr": 1e-3}), cut, resume=True)
+    with pytest.raises(ValueError, match=r"other settings \(lr: 0.001 -> 0.002\)"):
+        train_adapter("dpo", DpoConfig(**{**cfg.__dict__, "lr": 2e-3}), cut, resume=True)
     # a run the guard stopped, resumed, trains nothing more and keeps the calibration it trained with
     monkeypatch.setattr(DpoRecipe, "_guard_stopped", lambda self: "SS crossed 50 (synthetic)")
     shutil.rmtree(cut / "checkpoints" / "checkpoint-4")
@@ -422,6 +422,7 @@ def test_a_run_recorded_before_the_rate_calibration_existed_ran_without_it():
 
     cfg = DpoConfig()
     assert (cfg.lr_ref_grad_norm, cfg.warmup_steps, cfg.anchor_weight, cfg.steps) == (0.25, 40, 0.3, 120)
+    assert (cfg.lr, cfg.lora_targets, cfg.check_every) == (1e-3, ("gate_proj", "up_proj", "down_proj"), 20)
     assert config_defaults(cfg)["lr_ref_grad_norm"] == 0.0 and config_defaults(cfg)["warmup_steps"] == 40
 
 
