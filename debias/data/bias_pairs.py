@@ -22,6 +22,7 @@ measures whether a method learnt the association rather than the sentences.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from debias.data.trait_pairs import BSRI_FEMININE, BSRI_MASCULINE
@@ -246,6 +247,11 @@ def counterfactual_prompts(contrasts, prompts) -> list[tuple[str, str, str]]:
 
 def fingerprint() -> str:
     """A short hash of the built-in set (its text and split), recorded with every run that trains on it."""
+    return fingerprint_of(generate)
+
+
+def fingerprint_of(generate: Callable[[str], list[BiasPair]]) -> str:
+    """A short hash of a pair set's train and held-out splits (text, bias type); every set uses it."""
     digest = hashlib.sha256()
     for split in ("train", "heldout"):
         for p in generate(split):

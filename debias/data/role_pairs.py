@@ -17,9 +17,7 @@ them), split by frame: the held-out frames never appear in training.
 
 from __future__ import annotations
 
-import hashlib
-
-from debias.data.bias_pairs import BiasPair, _sentence_start
+from debias.data.bias_pairs import BiasPair, _sentence_start, fingerprint_of
 
 #: roles commonly stereotyped as held by women (group "a") and by men (group "b"), none a Winogender
 #: occupation; the same number on each side so that each pronoun is rejected as often as it is chosen
@@ -77,8 +75,4 @@ def generate(split: str = "train") -> list[BiasPair]:
 
 def fingerprint() -> str:
     """A short hash of the set (its text and split), recorded with every run that trains on it."""
-    digest = hashlib.sha256()
-    for split in ("train", "heldout"):
-        for p in generate(split):
-            digest.update(f"{split}\0{p.prompt}\0{p.chosen}\0{p.rejected}\0{p.bias_type}\n".encode())
-    return digest.hexdigest()[:16]
+    return fingerprint_of(generate)

@@ -21,8 +21,6 @@ checks 8-word overlaps with every benchmark); the attributes are stereotypes to 
 
 from __future__ import annotations
 
-import hashlib
-
 from debias.data.bias_pairs import (
     CONTRASTS,
     FRAMES,
@@ -31,6 +29,7 @@ from debias.data.bias_pairs import (
     Contrast,
     _sentence_start,
     counterfactual_prompts,
+    fingerprint_of,
 )
 
 # subject -> attribute frames beyond bias_pairs.FRAMES: (prompt with {subject}/{Subject}, continuation)
@@ -181,8 +180,4 @@ def prompt_pairs(split: str = "train") -> list[tuple[str, str, str]]:
 
 def fingerprint() -> str:
     """A short hash of the set (text and split), recorded with every run that trains on it."""
-    digest = hashlib.sha256()
-    for split in ("train", "heldout"):
-        for p in generate(split):
-            digest.update(f"{split}\0{p.prompt}\0{p.chosen}\0{p.rejected}\0{p.bias_type}\n".encode())
-    return digest.hexdigest()[:16]
+    return fingerprint_of(generate)
