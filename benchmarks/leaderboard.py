@@ -30,7 +30,7 @@ from debias import run_folder
 from debias.atomic import write_json_atomic
 from debias.methods import config_class
 from debias.methods.recipe import PPL_KEY, config_defaults
-from debias.training import DEFAULT_LORA_TARGETS
+from debias.training import DEFAULT_LORA_TARGETS, MLP_LORA_TARGETS
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
@@ -42,12 +42,20 @@ GNORM_WARMUP40 = ["--anchor-weight", "0.3", "--check-every", "20", "--steps", "1
     "--warmup-steps", "40", "--lr-ref-grad-norm", "0.25",
 ]  # fmt: skip
 
-MLP_TARGETS = ["gate_proj", "up_proj", "down_proj"]
+MLP_TARGETS = list(MLP_LORA_TARGETS)
 
 #: DPO's defaults before 2026-12-06 (10-step warm-up, no rate calibration), pinned by the rows run with them
 DPO_BEFORE_GNORM = ["--warmup-steps", "10", "--lr-ref-grad-norm", "0"]
 #: DPO's defaults before 2026-12-07 (rate 5e-4, LoRA on all seven projections), pinned likewise
 DPO_BEFORE_MLP = ["--lr", "5e-4", "--lora-targets", *DEFAULT_LORA_TARGETS]
+
+
+def mlp_lr1e3(check_every: int) -> list[str]:
+    """The dpo-mlp-lr1e-3 rows' flags (MLP-only LoRA at rate 1e-3), in the order their commands show them."""
+    return ["--anchor-weight", "0.3", "--check-every", str(check_every), "--steps", "120"] + [
+        "--warmup-steps", "40", "--lr-ref-grad-norm", "0.25", "--lr", "1e-3", "--lora-targets", *MLP_TARGETS,
+    ]  # fmt: skip
+
 
 # row name -> (method, extra flags); every flag not named is the method's default
 # (rows run before a default changed pin what they ran with, so each command still reproduces its row)
@@ -106,27 +114,17 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     # the same at twice the rate, checked every 40 steps: on both models' select halves the MLP-only run
     # stayed far inside the budgets at every check (LMS within 0.25, guard perplexity <= 1.0 %) and the 120
     # steps, not a budget, ended it; the calibration still scales Gemma-3-270M's rate (0.611 -> 4.1e-4)
-    "dpo-mlp-lr1e-3": (
-        "dpo",
-        ["--anchor-weight", "0.3", "--check-every", "40", "--steps", "120", "--warmup-steps", "40"]
-        + ["--lr-ref-grad-norm", "0.25", "--lr", "1e-3", "--lora-targets", *MLP_TARGETS],
-    ),
+    "dpo-mlp-lr1e-3": ("dpo", mlp_lr1e3(check_every=40)),
     # the same checked every 20 steps (the same training, seed and rate): on SmolLM2-135M's select half
     # step 80 kept SS 53.82 and step 120 reached 53.60 at an LMS drop 0.01 over the budget, so the checks
     # in between may hold a checkpoint nearer 50 within the budgets (decided on the select half only)
-    "dpo-mlp-lr1e-3-every20": (
-        "dpo",
-        ["--anchor-weight", "0.3", "--check-every", "20", "--steps", "120", "--warmup-steps", "40"]
-        + ["--lr-ref-grad-norm", "0.25", "--lr", "1e-3", "--lora-targets", *MLP_TARGETS],
-    ),
+    "dpo-mlp-lr1e-3-every20": ("dpo", mlp_lr1e3(check_every=20)),
     # dpo-mlp-lr1e-3 with the role -> pronoun pairs added (debias/data/role_pairs.py: 240 training pairs
     # beside the 4,480 attribute pairs, on roles that are not Winogender's occupations): on Gemma-3-270M
     # the attribute pairs alone left Winogender's stereotype_corr where it was (0.675 -> 0.676)
     "dpo-mlp-lr1e-3-roles": (
         "dpo",
-        ["--anchor-weight", "0.3", "--check-every", "40", "--steps", "120", "--warmup-steps", "40"]
-        + ["--lr-ref-grad-norm", "0.25", "--lr", "1e-3", "--lora-targets", *MLP_TARGETS]
-        + ["--pairs", "builtin+roles", "--heldout-pairs", "builtin+roles"],
+        mlp_lr1e3(check_every=40) + ["--pairs", "builtin+roles", "--heldout-pairs", "builtin+roles"],
     ),
     "gee": ("gee", ["--select-task", "gee_stereoset_select", "--select-metric", "ss"]),
     "pcgu": ("pcgu", []),

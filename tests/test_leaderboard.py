@@ -15,6 +15,9 @@ _SPEC = importlib.util.spec_from_file_location(
 leaderboard = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(leaderboard)
 
+#: LoRA on all seven projections: DPO's default until 2026-12-07
+EVERY_PROJECTION = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
 
 def _c(metric, base, new, lo, hi, better=False, worse=False):
     return dict(
@@ -106,9 +109,8 @@ def test_the_default_row_must_be_within_both_budgets_on_every_model():
 def test_rows_pin_what_they_ran_with_when_a_default_changes():
     """A stored run from before lr_ref_grad_norm existed ran without it; its row pins 0, and the check
     reads the missing field as what runs had before it (not today's default)."""
-    every = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     old_record = {"anchor_weight": 0.3, "check_every": 20, "steps": 120, "warmup_steps": 10}
-    old_record |= {"lr": 5e-4, "lora_targets": every}  # DPO's defaults until 2026-12-07
+    old_record |= {"lr": 5e-4, "lora_targets": EVERY_PROJECTION}  # DPO's defaults until 2026-12-07
     leaderboard.check_flags("dpo-anchor0.3", old_record)
     with pytest.raises(SystemExit, match="--warmup-steps 10 but its run recorded 40"):
         leaderboard.check_flags("dpo-anchor0.3", {**old_record, "warmup_steps": 40})
@@ -117,7 +119,7 @@ def test_rows_pin_what_they_ran_with_when_a_default_changes():
     gnorm = {**old_record, "warmup_steps": 40, "lr_ref_grad_norm": 0.25}
     leaderboard.check_flags("dpo-gnorm-warmup40", gnorm)
     with pytest.raises(SystemExit, match="--lora-targets q_proj k_proj .* but its run recorded"):
-        leaderboard.check_flags("dpo-gnorm-warmup40", {**gnorm, "lora_targets": every[4:]})
+        leaderboard.check_flags("dpo-gnorm-warmup40", {**gnorm, "lora_targets": EVERY_PROJECTION[4:]})
 
 
 def test_a_list_flag_is_checked_as_the_list_its_run_recorded():
@@ -132,6 +134,5 @@ def test_a_list_flag_is_checked_as_the_list_its_run_recorded():
     record = {"anchor_weight": 0.3, "check_every": 20, "steps": 120, "warmup_steps": 40}
     record |= {"lr": 5e-4, "lr_ref_grad_norm": 0.25, "lora_targets": ["gate_proj", "up_proj", "down_proj"]}
     leaderboard.check_flags("dpo-gnorm-warmup40-mlp", record)
-    every = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     with pytest.raises(SystemExit, match="--lora-targets gate_proj up_proj down_proj but its run recorded"):
-        leaderboard.check_flags("dpo-gnorm-warmup40-mlp", {**record, "lora_targets": every})
+        leaderboard.check_flags("dpo-gnorm-warmup40-mlp", {**record, "lora_targets": EVERY_PROJECTION})

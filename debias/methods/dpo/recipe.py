@@ -50,10 +50,6 @@ from debias.data import preference_pairs as pair_data
 from debias.methods.recipe import PPL_KEY, Candidate, Recipe, selection_settings
 from debias.models import DEFAULT_MODEL
 
-#: LoRA on the MLP projections only: on Gemma-3-270M's select half it moved SS as far as all seven
-#: projections for a fraction of the neutral-text perplexity (README, leaderboard rows *-mlp)
-MLP_LORA_TARGETS = ("gate_proj", "up_proj", "down_proj")
-
 
 @dataclass
 class DpoConfig:
@@ -95,7 +91,7 @@ class DpoConfig:
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.0
-    lora_targets: tuple[str, ...] = MLP_LORA_TARGETS
+    lora_targets: tuple[str, ...] = training.MLP_LORA_TARGETS
     check_every: int = 20  # a checkpoint (and a selection-split score) every this many steps
     # overshoot guard and selection (debias.selection): keep |select_metric - 50| smallest within the
     # LMS budget; stop once select_metric has crossed 50 by more than overshoot_margin

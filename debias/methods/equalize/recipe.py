@@ -38,8 +38,6 @@ from debias.methods.equalize import losses
 from debias.methods.recipe import Candidate, Recipe
 from debias.models import DEFAULT_MODEL
 
-MLP_TARGETS = ("gate_proj", "up_proj", "down_proj")
-
 
 @dataclass
 class EqualizeConfig:
@@ -81,7 +79,7 @@ class EqualizeConfig:
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.0
-    lora_targets: tuple[str, ...] = MLP_TARGETS
+    lora_targets: tuple[str, ...] = training.MLP_LORA_TARGETS
     lora_last_layers: int = 10  # adapters on the last N decoder layers only (0: every layer)
     check_every: int = 40  # a checkpoint (a selection candidate) every this many steps, and the last
     select_task: str = "gee_stereoset_select"
