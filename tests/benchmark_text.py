@@ -19,6 +19,14 @@ def eight_grams(text: str) -> set[tuple[str, ...]]:
     return set(zip(*(w[i:] for i in range(8)), strict=False))
 
 
+def pair_8grams(pairs) -> set[tuple[str, ...]]:
+    """Every 8-word sequence of a pair set's two full texts (prompt + chosen, prompt + rejected)."""
+    grams: set[tuple[str, ...]] = set()
+    for p in pairs:
+        grams |= eight_grams(p.prompt + p.chosen) | eight_grams(p.prompt + p.rejected)
+    return grams
+
+
 def benchmark_sentences(root: Path) -> list[str]:
     sentences: list[str] = []
     with (root / "winogender" / "all_sentences.tsv").open(encoding="utf-8") as handle:
