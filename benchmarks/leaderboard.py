@@ -42,8 +42,6 @@ GNORM_WARMUP40 = ["--anchor-weight", "0.3", "--check-every", "20", "--steps", "1
     "--warmup-steps", "40", "--lr-ref-grad-norm", "0.25",
 ]  # fmt: skip
 
-MLP_TARGETS = list(MLP_LORA_TARGETS)
-
 #: DPO's defaults before 2026-12-06 (10-step warm-up, no rate calibration), pinned by the rows run with them
 DPO_BEFORE_GNORM = ["--warmup-steps", "10", "--lr-ref-grad-norm", "0"]
 #: DPO's defaults before 2026-12-07 (rate 5e-4, LoRA on all seven projections), pinned likewise
@@ -53,7 +51,8 @@ DPO_BEFORE_MLP = ["--lr", "5e-4", "--lora-targets", *DEFAULT_LORA_TARGETS]
 def mlp_lr1e3(check_every: int) -> list[str]:
     """The dpo-mlp-lr1e-3 rows' flags (MLP-only LoRA at rate 1e-3), in the order their commands show them."""
     return ["--anchor-weight", "0.3", "--check-every", str(check_every), "--steps", "120"] + [
-        "--warmup-steps", "40", "--lr-ref-grad-norm", "0.25", "--lr", "1e-3", "--lora-targets", *MLP_TARGETS,
+        "--warmup-steps", "40", "--lr-ref-grad-norm", "0.25", "--lr", "1e-3",
+        "--lora-targets", *MLP_LORA_TARGETS,
     ]  # fmt: skip
 
 
@@ -110,7 +109,7 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "dpo-gnorm-warmup40-chunks": ("dpo", GNORM_WARMUP40 + ["--anchor-crop", "chunks"] + DPO_BEFORE_MLP),
     # the same, with LoRA on the MLP projections only (gate/up/down; no attention): on Gemma-3-270M's select
     # half it moved SS as far as all projections at step 40 for 0.1 % neutral perplexity instead of 2.0 %
-    "dpo-gnorm-warmup40-mlp": ("dpo", GNORM_WARMUP40 + ["--lr", "5e-4", "--lora-targets", *MLP_TARGETS]),
+    "dpo-gnorm-warmup40-mlp": ("dpo", GNORM_WARMUP40 + ["--lr", "5e-4", "--lora-targets", *MLP_LORA_TARGETS]),
     # the same at twice the rate, checked every 40 steps: on both models' select halves the MLP-only run
     # stayed far inside the budgets at every check (LMS within 0.25, guard perplexity <= 1.0 %) and the 120
     # steps, not a budget, ended it; the calibration still scales Gemma-3-270M's rate (0.611 -> 4.1e-4)
