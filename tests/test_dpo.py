@@ -289,18 +289,26 @@ def test_two_step_run_on_the_default_model(tmp_path, smollm2, data_dir):
 
     out = tmp_path / "dpo"
     anchored = ["--anchor-weight", "0.5", "--anchor-batch-size", "2", "--anchor-max-tokens", "32"]
-    assert cli.main(["train", "--method", "dpo", "--out", str(out), *TINY, *anchored]) == 0
+    tied = ["--tie-pairs", "roles", "--tie-batch-size", "2"]
+    assert cli.main(["train", "--method", "dpo", "--out", str(out), *TINY, *anchored, *tied]) == 0
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     steps = [line for line in lines if "loss" in line]
     checks = [line for line in lines if line.get("check")]
     assert [s["step"] for s in steps] == [1, 2] and [c["step"] for c in checks] == [1, 2]
-    # policy == reference at step 1: the DPO loss is ln 2 and the retention anchor's KL is 0
-    assert steps[0]["loss"] == pytest.approx(math.log(2.0), abs=1e-3)
+    # policy == reference at step 1: the DPO loss is ln 2 (the logged loss adds the tie term, weight 0.1)
+    # and the retention anchor's KL is 0
+    assert steps[0]["tie_loss"] > 0
+    assert steps[0]["loss"] == pytest.approx(math.log(2.0) + 0.1 * steps[0]["tie_loss"], abs=1e-3)
     assert steps[0]["anchor_kl"] == pytest.approx(0.0, abs=1e-6) and steps[1]["anchor_kl"] >= 0
     assert {"reward_accuracy", "reward_margin", "chosen_reward", "rejected_reward", "lr"} <= set(steps[0])
     assert 0.0 <= checks[-1]["heldout_reward_accuracy"] <= 1.0
     assert any(k.startswith("heldout_accuracy_") for k in checks[-1])
+    # the tie term: its batch's |log-ratio| every step, the held-out role pairs' at every check vs the base
+    assert all(s["tie_abs_log_ratio"] > 0 and s["tie_loss"] > 0 for s in steps)
+    assert checks[0]["heldout_tie_abs_log_ratio_base"] == checks[1]["heldout_tie_abs_log_ratio_base"] > 0
+    assert checks[1]["heldout_tie_abs_log_ratio"] != checks[1]["heldout_tie_abs_log_ratio_base"]
     config = json.loads((out / "config.json").read_text())
+    assert config["training"]["tie_pairs"] == 240 and config["training"]["tie_pair_set"].startswith("roles:")
     assert config["method"] == "dpo" and config["training"]["chosen_step"] == 2
     assert (out / "adapter" / "adapter_config.json").is_file()
     assert not (out / "adapter" / "optimizer.pt").exists()  # the adapter, not the trainer's state
@@ -326,6 +334,8 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, smollm2, data_dir, mo
         anchor_weight=0.5,  # the anchor's batches follow the step, so a resumed run reads the same ones
         anchor_batch_size=2,
         anchor_max_tokens=32,
+        tie_pairs="roles",  # so are the tie term's pairs
+        tie_batch_size=2,
     )
     whole = tmp_path / "whole"
     train_adapter("dpo", cfg, whole)

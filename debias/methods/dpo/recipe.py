@@ -46,6 +46,7 @@ from transformers import TrainerCallback
 
 from debias import anchor as anchor_text
 from debias import memory, models, run_folder, training
+from debias import tie as tie_term
 from debias.data import preference_pairs as pair_data
 from debias.methods.recipe import PPL_KEY, Candidate, Recipe, selection_settings
 from debias.models import DEFAULT_MODEL
@@ -78,6 +79,14 @@ class DpoConfig:
     anchor_max_tokens: int = 64
     anchor_crop: str = "head"  # "head": each text's first anchor_max_tokens; "chunks": all of it
     length_normalize: bool = False  # per-token log-ratios (TRL's sigmoid_norm) instead of sums
+    # pairs to be made equally likely rather than preferred (debias.tie: equalisation's symmetric KL on
+    # their log-ratio, added to the loss with tie_weight; tie_batch_size pairs a step), named as ``pairs``
+    # ("roles": the role -> pronoun pairs, where the unbiased answer is either pronoun, not the other
+    # one); "" switches it off. 0.1 = beta: near the tie the term's gradient on a pair's log-ratio is
+    # |Δ|/2 per unit weight, DPO's is beta/2 at the start, so a pair 1 nat from even pulls as a DPO pair
+    tie_pairs: str = ""
+    tie_weight: float = 0.1
+    tie_batch_size: int = 4
     lr: float = 1e-3
     # > 0: ``lr`` is the rate for a model whose DPO gradient norm at the adapter's initialisation is this
     # (measured on a seeded sample of training batches before step 1); a model whose pair log-ratios
@@ -108,13 +117,14 @@ class DpoConfig:
 
     def __post_init__(self) -> None:
         self.lora_targets = tuple(self.lora_targets)
-        for name in ("batch_size", "steps", "check_every"):
+        for name in ("batch_size", "steps", "check_every", "tie_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.beta <= 0 or self.lr <= 0:
             raise ValueError("beta and lr must be positive")
         non_negative = (
             "sft_weight", "anchor_weight", "overshoot_margin", "stop_over_budget", "lr_ref_grad_norm",
+            "tie_weight",
         )  # fmt: skip
         if negative := [name for name in non_negative if getattr(self, name) < 0]:
             raise ValueError(f"{', '.join(negative)} must be >= 0")
@@ -219,6 +229,10 @@ class DpoRecipe(Recipe):
         self.heldout = pair_data.subset(heldout, cfg.heldout_max_pairs, cfg.seed)
         # the held-out pairs' log-probs under the reference (adapter disabled) never change: computed once
         self._heldout_reference: tuple[list[float], list[float]] | None = None
+        # the tie term's pairs: its training split, and its held-out split for the checks' |log-ratio|
+        self.tie_train = pair_data.load(cfg.tie_pairs, "train") if cfg.tie_pairs else []
+        self.tie_heldout = pair_data.load(cfg.tie_pairs, "heldout") if cfg.tie_pairs else []
+        self._tie_heldout_base: float | None = None
         self.anchor_texts: list[str] = []
         if cfg.anchor_weight > 0:  # the same training part as equalisation's
             texts = anchor_text.load_texts(cfg.anchor_text)
@@ -349,6 +363,14 @@ class DpoRecipe(Recipe):
         self.anchor_kl: dict[int, float] = {}  # step -> the anchor's KL, for metrics.jsonl
         if cfg.anchor_weight > 0:
             self.anchor = anchor_text.RetentionAnchor.for_config(self.tokenizer, self.anchor_texts, cfg)
+        self.tie: tie_term.TieTerm | None = None
+        self.tie_heldout_term: tie_term.TieTerm | None = None
+        # step -> the tie batch's loss and mean |log-ratio|, for metrics.jsonl
+        self.tie_abs: dict[int, tuple[float, float]] = {}
+        if cfg.tie_pairs and cfg.tie_weight > 0:
+            self.tie = tie_term.TieTerm(self.tokenizer, self.tie_train, cfg.tie_batch_size, cfg.seed)
+        if cfg.tie_pairs and self.tie_heldout:
+            self.tie_heldout_term = tie_term.TieTerm(self.tokenizer, self.tie_heldout, 1, cfg.seed)
         trainer = _guarded(DPOTrainer, self)(
             model=self.model,
             args=args,
@@ -356,7 +378,7 @@ class DpoRecipe(Recipe):
             processing_class=self.tokenizer,
             peft_config=peft_config,
             callbacks=[
-                _MetricsCallback(log, self.skipped_steps, self.anchor_kl),
+                _MetricsCallback(log, self.skipped_steps, self.anchor_kl, self.tie_abs),
                 _GuardCallback(self, log),
                 _ReleaseMemoryCallback(),
             ],
@@ -399,6 +421,8 @@ class DpoRecipe(Recipe):
             "steps": step,
             "pairs": len(self.train_pairs),
             "pair_set": pair_data.fingerprint(cfg.pairs),
+            "tie_pair_set": pair_data.fingerprint(cfg.tie_pairs) if cfg.tie_pairs else None,
+            "tie_pairs": len(self.tie_train),
             "stopped_early": self.guard_stop is not None,
             "guard": self.guard_stop or "not triggered",
             "skipped_steps": len(self.skipped_steps),
@@ -428,10 +452,17 @@ class DpoRecipe(Recipe):
                     completion_logps(model, self.tokenizer, prompts, [p.rejected for p in self.heldout]),
                 )
         ref_chosen, ref_rejected = self._heldout_reference
-        model.train(was_training)
-        return reward_stats(
+        scores = reward_stats(
             chosen, rejected, ref_chosen, ref_rejected, self.cfg.beta, [p.bias_type for p in self.heldout]
         )
+        if self.tie_heldout_term is not None:  # how far from even the tie term's held-out pairs are
+            if self._tie_heldout_base is None:
+                with model.disable_adapter():
+                    self._tie_heldout_base = tie_term.mean_abs_log_ratio(model, self.tie_heldout_term)
+            scores["tie_abs_log_ratio"] = tie_term.mean_abs_log_ratio(model, self.tie_heldout_term)
+            scores["tie_abs_log_ratio_base"] = self._tie_heldout_base
+        model.train(was_training)
+        return scores
 
 
 #: training batches whose gradient norm at initialisation sets the rate (``lr_ref_grad_norm``)
@@ -497,18 +528,25 @@ def _guarded(trainer_class, recipe: DpoRecipe):
 
     class GuardedTrainer(trainer_class):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            """TRL's loss, plus the retention anchor's KL while training (``anchor_weight`` > 0)."""
+            """TRL's loss, plus the retention anchor's KL and the tie term while training (each when on)."""
             result = super().compute_loss(
                 model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
             )
-            if recipe.anchor is None or not model.training:
+            if (recipe.anchor is None and recipe.tie is None) or not model.training:
                 return result
             step = self.state.global_step + 1
-            # the anchor's batch is a function of the step, so a resumed run reads the same texts
-            recipe.anchor.seek(self.state.global_step)
-            kl, _ = anchor_text.anchor_loss(model, recipe.anchor.next_batch(), self.args.device)
-            recipe.anchor_kl[step] = float(kl.detach())
-            extra = recipe.cfg.anchor_weight * kl
+            extra = torch.zeros((), device=self.args.device)
+            # each term's batch is a function of the step, so a resumed run reads the same texts and pairs
+            if recipe.anchor is not None:
+                recipe.anchor.seek(self.state.global_step)
+                kl, _ = anchor_text.anchor_loss(model, recipe.anchor.next_batch(), self.args.device)
+                recipe.anchor_kl[step] = float(kl.detach())
+                extra = extra + recipe.cfg.anchor_weight * kl
+            if recipe.tie is not None:
+                recipe.tie.seek(self.state.global_step)
+                tie, abs_delta = recipe.tie.loss(model, recipe.tie.next_batch(), self.args.device)
+                recipe.tie_abs[step] = (float(tie.detach()), float(abs_delta))
+                extra = extra + recipe.cfg.tie_weight * tie
             if return_outputs:
                 loss, outputs = result
                 return loss + extra, outputs
@@ -549,8 +587,15 @@ class _MetricsCallback(TrainerCallback):
         "grad_norm": "grad_norm",
     }
 
-    def __init__(self, log: training.MetricsLog, skipped: set[int], anchor_kl: dict[int, float]) -> None:
+    def __init__(
+        self,
+        log: training.MetricsLog,
+        skipped: set[int],
+        anchor_kl: dict[int, float],
+        tie_abs: dict[int, tuple[float, float]] | None = None,
+    ) -> None:
         self.log, self.last, self.skipped, self.anchor_kl = log, None, skipped, anchor_kl
+        self.tie_abs = tie_abs if tie_abs is not None else {}
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not logs or "loss" not in logs or not state.is_world_process_zero:
@@ -560,6 +605,8 @@ class _MetricsCallback(TrainerCallback):
             record["skipped"] = True
         if state.global_step in self.anchor_kl:
             record["anchor_kl"] = self.anchor_kl[state.global_step]
+        if state.global_step in self.tie_abs:
+            record["tie_loss"], record["tie_abs_log_ratio"] = self.tie_abs[state.global_step]
         record.update({ours: float(logs[theirs]) for theirs, ours in self.NAMES.items() if theirs in logs})
         now, tokens = time.perf_counter(), float(logs.get("num_tokens", 0.0))
         if self.last is not None and tokens > self.last[1]:
@@ -590,6 +637,9 @@ class _GuardCallback(TrainerCallback):
         heldout = recipe.heldout_scores()
         record["heldout_reward_accuracy"] = heldout["reward_accuracy"]
         record["heldout_reward_margin"] = heldout["reward_margin"]
+        for key in ("tie_abs_log_ratio", "tie_abs_log_ratio_base"):
+            if key in heldout:
+                record[f"heldout_{key}"] = heldout[key]
         record.update({f"heldout_accuracy_{k}": v for k, v in heldout["accuracy_by_bias_type"].items()})
         if recipe.scorer is not None:
             path = recipe.folder.checkpoints / f"checkpoint-{step}"

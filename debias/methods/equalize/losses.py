@@ -33,20 +33,10 @@ not move at all, so it is off by default.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 
-Loss = Literal["sym_kl", "squared"]
-
-
-def equalize_loss(delta: torch.Tensor, kind: Loss = "sym_kl") -> torch.Tensor:
-    """Per-pair loss from ``delta`` (any shape)."""
-    if kind == "sym_kl":
-        return (torch.sigmoid(delta) - 0.5) * delta
-    if kind == "squared":
-        return delta.square()
-    raise ValueError(f"unknown equalisation loss {kind!r}; expected 'sym_kl' or 'squared'")
+# the pair loss itself lives with the tie term (a core module any method can use); re-exported here
+from debias.tie import Loss, equalize_loss
 
 
 def mass_loss(
