@@ -126,8 +126,9 @@ ROWS: dict[str, tuple[str, list[str]]] = {
         mlp_lr1e3(check_every=40) + ["--pairs", "builtin+roles", "--heldout-pairs", "builtin+roles"],
     ),
     # the default with the role -> pronoun pairs as a tie term (debias/tie.py: equalised, not preferred;
-    # 4 a step beside DPO's 16 attribute pairs, weight 0.1 = beta): as DPO preferences the role pairs moved
-    # Winogender on both models but cost LMS (and on Gemma-3-270M perplexity) by pushing toward the flip
+    # 4 a step beside DPO's 16 attribute pairs, its initial gradient a quarter of DPO's): as DPO preferences
+    # the role pairs moved Winogender on both models but cost LMS (and on Gemma-3-270M perplexity) by
+    # pushing toward the flip
     "dpo-mlp-lr1e-3-every20-tie-roles": ("dpo", mlp_lr1e3(check_every=20) + ["--tie-pairs", "roles"]),
     "gee": ("gee", ["--select-task", "gee_stereoset_select", "--select-metric", "ss"]),
     "pcgu": ("pcgu", []),

@@ -295,10 +295,13 @@ def test_two_step_run_on_the_default_model(tmp_path, smollm2, data_dir):
     steps = [line for line in lines if "loss" in line]
     checks = [line for line in lines if line.get("check")]
     assert [s["step"] for s in steps] == [1, 2] and [c["step"] for c in checks] == [1, 2]
-    # policy == reference at step 1: the DPO loss is ln 2 (the logged loss adds the tie term, weight 0.1)
-    # and the retention anchor's KL is 0
-    assert steps[0]["tie_loss"] > 0
-    assert steps[0]["loss"] == pytest.approx(math.log(2.0) + 0.1 * steps[0]["tie_loss"], abs=1e-3)
+    # policy == reference at step 1: the DPO loss is ln 2 (the logged loss adds the tie term, scaled so its
+    # initial gradient norm is tie_weight = 0.25 of DPO's) and the retention anchor's KL is 0
+    tie_cal = json.loads((out / "config.json").read_text())["training"]["tie_calibration"]
+    assert tie_cal["scale"] * tie_cal["tie_grad_norm"] == pytest.approx(0.25 * tie_cal["dpo_grad_norm"])
+    assert steps[0]["tie_loss"] > 0 and tie_cal["tie_grad_norm"] > 0
+    want = math.log(2.0) + tie_cal["scale"] * steps[0]["tie_loss"]
+    assert steps[0]["loss"] == pytest.approx(want, abs=1e-3)
     assert steps[0]["anchor_kl"] == pytest.approx(0.0, abs=1e-6) and steps[1]["anchor_kl"] >= 0
     assert {"reward_accuracy", "reward_margin", "chosen_reward", "rejected_reward", "lr"} <= set(steps[0])
     assert 0.0 <= checks[-1]["heldout_reward_accuracy"] <= 1.0

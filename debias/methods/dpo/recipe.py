@@ -82,10 +82,13 @@ class DpoConfig:
     # pairs to be made equally likely rather than preferred (debias.tie: equalisation's symmetric KL on
     # their log-ratio, added to the loss with tie_weight; tie_batch_size pairs a step), named as ``pairs``
     # ("roles": the role -> pronoun pairs, where the unbiased answer is either pronoun, not the other
-    # one); "" switches it off. 0.1 = beta: near the tie the term's gradient on a pair's log-ratio is
-    # |Δ|/2 per unit weight, DPO's is beta/2 at the start, so a pair 1 nat from even pulls as a DPO pair
+    # one); "" switches it off. tie_weight is relative: the term is scaled so that its gradient norm at
+    # the adapter's initialisation is tie_weight x DPO's (both measured on seeded batches before step 1).
+    # A raw weight does not carry across models or pair sets: on Gemma-3-270M the role pairs' tie gradient
+    # at raw weight 0.1 was ~12x DPO's (7.6 vs 0.61), took over the clipped update and raised the
+    # anchor's KL 40-fold by step 20 (README, "Tie pairs")
     tie_pairs: str = ""
-    tie_weight: float = 0.1
+    tie_weight: float = 0.25
     tie_batch_size: int = 4
     lr: float = 1e-3
     # > 0: ``lr`` is the rate for a model whose DPO gradient norm at the adapter's initialisation is this
@@ -367,6 +370,7 @@ class DpoRecipe(Recipe):
         self.tie_heldout_term: tie_term.TieTerm | None = None
         # step -> the tie batch's loss and mean |log-ratio|, for metrics.jsonl
         self.tie_abs: dict[int, tuple[float, float]] = {}
+        self.tie_scale = 0.0  # the tie loss's multiplier: tie_weight x DPO's / the tie's initial grad norm
         if cfg.tie_pairs and cfg.tie_weight > 0:
             self.tie = tie_term.TieTerm(self.tokenizer, self.tie_train, cfg.tie_batch_size, cfg.seed)
         if cfg.tie_pairs and self.tie_heldout:
@@ -402,6 +406,29 @@ class DpoRecipe(Recipe):
                 f"lr {cfg.lr:g} x {scale:.3f} = {lr:.3g}",
                 file=sys.stderr,
             )
+        self.tie_calibration: dict[str, float] | None = None
+        if not trained:
+            self.tie_calibration = self.previous_training.get("tie_calibration")
+        elif (
+            self.tie is not None
+        ):  # at the adapter's initialisation too, before the Trainer loads a checkpoint
+            dpo_norm = (self.lr_calibration or {}).get("initial_grad_norm") or initial_grad_norm(
+                trainer, LR_CALIBRATION_BATCHES, cfg.batch_size, cfg.seed
+            )
+            tie_norm = initial_tie_grad_norm(
+                self.policy, self.tie, LR_CALIBRATION_BATCHES, trainer.args.device
+            )
+            self.tie_scale = cfg.tie_weight * dpo_norm / tie_norm if tie_norm > 0 else 0.0
+            self.tie_calibration = {
+                "dpo_grad_norm": dpo_norm,
+                "tie_grad_norm": tie_norm,
+                "scale": self.tie_scale,
+            }
+            print(
+                f"DPO: tie term's initial gradient norm {tie_norm:.3f}, DPO's {dpo_norm:.3f}: loss x "
+                f"{self.tie_scale:.4g} (tie weight {cfg.tie_weight:g} of DPO's)",
+                file=sys.stderr,
+            )
         if trained:
             print(f"DPO: {len(self.train_pairs)} pairs, {cfg.steps} steps", file=sys.stderr)
             trainer.train(resume_from_checkpoint=str(latest) if latest else None)
@@ -427,6 +454,7 @@ class DpoRecipe(Recipe):
             "guard": self.guard_stop or "not triggered",
             "skipped_steps": len(self.skipped_steps),
             "lr_calibration": self.lr_calibration,
+            "tie_calibration": self.tie_calibration,
             # the last trained step's; each checkpoint's (the kept one's too) is in metrics.jsonl
             "heldout_at_last_step": self.heldout_scores(),
         }
@@ -503,6 +531,25 @@ def initial_grad_norm(trainer, batches: int, batch_size: int, seed: int) -> floa
     return sum(norms) / len(norms)
 
 
+def initial_tie_grad_norm(model, term: tie_term.TieTerm, batches: int, device) -> float:
+    """Mean norm of the tie loss's gradient over the term's first ``batches`` batches, in eval mode (the
+    recipe adds nothing there); the term's order is positioned by the step in training, so drawing here
+    changes nothing it will read."""
+    was_training = model.training
+    model.eval()
+    norms: list[float] = []
+    try:
+        for k in range(batches):
+            term.seek(k)
+            loss, _ = term.loss(model, term.next_batch(), device)
+            loss.backward()
+            norms.append(_grad_norm([p for p in model.parameters() if p.grad is not None]))
+            model.zero_grad(set_to_none=True)
+    finally:
+        model.train(was_training)
+    return sum(norms) / len(norms)
+
+
 def _grad_norm(parameters: Sequence[torch.nn.Parameter]) -> float:
     """The global L2 norm of ``parameters``' gradients (each has one), before any clipping."""
     grads = [p.grad.detach().float().norm() for p in parameters]
@@ -546,7 +593,7 @@ def _guarded(trainer_class, recipe: DpoRecipe):
                 recipe.tie.seek(self.state.global_step)
                 tie, abs_delta = recipe.tie.loss(model, recipe.tie.next_batch(), self.args.device)
                 recipe.tie_abs[step] = (float(tie.detach()), float(abs_delta))
-                extra = extra + recipe.cfg.tie_weight * tie
+                extra = extra + recipe.tie_scale * tie
             if return_outputs:
                 loss, outputs = result
                 return loss + extra, outputs
@@ -661,6 +708,7 @@ __all__ = [
     "crossed",
     "dpo_loss",
     "initial_grad_norm",
+    "initial_tie_grad_norm",
     "lr_scale",
     "reward_stats",
 ]
