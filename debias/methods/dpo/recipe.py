@@ -232,7 +232,8 @@ class DpoRecipe(Recipe):
         self.heldout = pair_data.subset(heldout, cfg.heldout_max_pairs, cfg.seed)
         # the held-out pairs' log-probs under the reference (adapter disabled) never change: computed once
         self._heldout_reference: tuple[list[float], list[float]] | None = None
-        # the tie term's pairs: its training split, and its held-out split for the checks' |log-ratio|
+        # the tie term's pairs: its training split, and its held-out split for the checks' |log-ratio| (a
+        # pair file has no split: the checks then read the pairs it trains on, as --heldout-pairs FILE does)
         self.tie_train = pair_data.load(cfg.tie_pairs, "train") if cfg.tie_pairs else []
         self.tie_heldout = pair_data.load(cfg.tie_pairs, "heldout") if cfg.tie_pairs else []
         self._tie_heldout_base: float | None = None
@@ -409,9 +410,8 @@ class DpoRecipe(Recipe):
         self.tie_calibration: dict[str, float] | None = None
         if not trained:
             self.tie_calibration = self.previous_training.get("tie_calibration")
-        elif (
-            self.tie is not None
-        ):  # at the adapter's initialisation too, before the Trainer loads a checkpoint
+        # measured like the rate's: at the adapter's initialisation, before the Trainer loads a checkpoint
+        elif self.tie is not None:
             dpo_norm = (self.lr_calibration or {}).get("initial_grad_norm") or initial_grad_norm(
                 trainer, LR_CALIBRATION_BATCHES, cfg.batch_size, cfg.seed
             )
