@@ -124,9 +124,9 @@ def test_cli_refuses_a_bad_pair_file_in_one_line_and_writes_nothing(tmp_path, ca
     import cli
 
     bad = _write(tmp_path, "p.jsonl", '{"chosen": " a", "rejected": " a"}\n')
-    for command in ("train", "train-and-eval"):
-        out = tmp_path / f"run-{command}"
-        argv = [command, "--method", "dpo", "--out", str(out), "--pairs", str(bad), "--select-task", ""]
+    for command, flag in (("train", "--pairs"), ("train-and-eval", "--pairs"), ("train", "--tie-pairs")):
+        out = tmp_path / f"run-{command}{flag}"
+        argv = [command, "--method", "dpo", "--out", str(out), flag, str(bad), "--select-task", ""]
         assert cli.main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert err[-1].startswith(f"error: {bad}:line 1".replace(":line", ": line")), err
