@@ -171,8 +171,7 @@ class RetentionAnchor:
 
     def seek(self, batches: int) -> None:
         """Position the order after ``batches`` batches: for loops that know their step, not the order."""
-        drawn = batches * self.batch_size
-        self.cycle.load_state_dict({"epoch": drawn // self.cycle.n, "position": drawn % self.cycle.n})
+        self.cycle.seek(batches * self.batch_size)
 
     def state_dict(self) -> dict[str, Any]:
         return self.cycle.state_dict()

@@ -53,8 +53,7 @@ class TieTerm:
 
     def seek(self, batches: int) -> None:
         """Position the order after ``batches`` batches (a loop that knows its step, not the order)."""
-        drawn = batches * self.batch_size
-        self.cycle.load_state_dict({"epoch": drawn // self.cycle.n, "position": drawn % self.cycle.n})
+        self.cycle.seek(batches * self.batch_size)
 
     def next_batch(self) -> list[tuple[list[int], tuple[int, int], list[int], tuple[int, int]]]:
         return [self.rows[i] for i in self.cycle.take(self.batch_size)]

@@ -188,6 +188,10 @@ class SeededCycle:
             self.position += 1
         return picked
 
+    def seek(self, drawn: int) -> None:
+        """Position the order after ``drawn`` indices: for loops that know their step, not the order."""
+        self.load_state_dict({"epoch": drawn // self.n, "position": drawn % self.n})
+
     def state_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "position": self.position}
 

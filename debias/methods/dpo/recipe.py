@@ -515,33 +515,39 @@ def initial_grad_norm(trainer, batches: int, batch_size: int, seed: int) -> floa
     model, data = trainer.model, trainer.train_dataset
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
     order = order[: batches * batch_size].tolist()
-    was_training = model.training
-    model.eval()
-    norms: list[float] = []
-    try:
+
+    def losses():
         for i in range(0, len(order), batch_size):
             batch = trainer.data_collator([data[j] for j in order[i : i + batch_size]])
-            loss = trainer.compute_loss(model, trainer._prepare_inputs(batch))
-            loss.backward()
-            norms.append(_grad_norm([p for p in model.parameters() if p.grad is not None]))
-            model.zero_grad(set_to_none=True)
+            yield trainer.compute_loss(model, trainer._prepare_inputs(batch))
+
+    try:
+        return _mean_grad_norm_in_eval(model, losses())
     finally:
-        model.train(was_training)
         trainer._metrics["eval"].clear()  # TRL's eval-mode batch metrics: never logged
-    return sum(norms) / len(norms)
 
 
 def initial_tie_grad_norm(model, term: tie_term.TieTerm, batches: int, device) -> float:
     """Mean norm of the tie loss's gradient over the term's first ``batches`` batches, in eval mode (the
     recipe adds nothing there); the term's order is positioned by the step in training, so drawing here
     changes nothing it will read."""
+
+    def losses():
+        for k in range(batches):
+            term.seek(k)
+            yield term.loss(model, term.next_batch(), device)[0]
+
+    return _mean_grad_norm_in_eval(model, losses())
+
+
+def _mean_grad_norm_in_eval(model, losses) -> float:
+    """Mean pre-clip gradient norm of each loss ``losses`` yields (built lazily, one at a time), with the
+    model in eval mode and its gradients cleared after each; the mode is restored."""
     was_training = model.training
     model.eval()
     norms: list[float] = []
     try:
-        for k in range(batches):
-            term.seek(k)
-            loss, _ = term.loss(model, term.next_batch(), device)
+        for loss in losses:
             loss.backward()
             norms.append(_grad_norm([p for p in model.parameters() if p.grad is not None]))
             model.zero_grad(set_to_none=True)
