@@ -84,12 +84,7 @@ def log_ratios(model, batch, pad_id: int, device) -> torch.Tensor:
     ids, attn, _ = training.pad(sequences, pad_id)
     ids, attn = ids.to(device), attn.to(device)
     logits = model(input_ids=ids, attention_mask=attn).logits
-    totals = []
-    for row, (start, end) in enumerate(spans):
-        # log-softmax over the continuation's positions only (Gemma's vocabulary is 262k wide)
-        logprobs = torch.log_softmax(logits[row, start - 1 : end - 1].float(), dim=-1)
-        totals.append(logprobs.gather(-1, ids[row, start:end, None]).sum())
-    logp = torch.stack(totals).view(-1, 2)
+    logp = training.span_logprobs(logits, ids, spans).view(-1, 2)
     return logp[:, 0] - logp[:, 1]
 
 

@@ -52,6 +52,28 @@ def pad(
     return ids, attn, marked
 
 
+def span_logprobs(
+    logits: torch.Tensor,
+    ids: torch.Tensor,
+    spans: Sequence[tuple[int, int]],
+    length_normalize: bool = False,
+) -> torch.Tensor:
+    """Per row: the summed (or per-token mean) log-probability of ``ids[row, start:end]`` given its prefix.
+
+    ``logits[:, t]`` predicts ``ids[:, t + 1]``. The log-softmax runs over the span's positions only, in
+    float32: Gemma's vocabulary is 262k wide, so a whole-sequence log-softmax would cost vocab × length
+    for tokens nobody scores. Every method that scores a continuation (DPO's held-out rewards, the tie
+    term, equalisation's pairs) reads it here; keeps the graph when gradients are on.
+    """
+    totals = []
+    for row, (start, end) in enumerate(spans):
+        start = max(start, 1)  # token 0 has nothing to be predicted from
+        logprobs = torch.log_softmax(logits[row, start - 1 : end - 1].float(), dim=-1)
+        total = logprobs.gather(-1, ids[row, start:end, None]).sum()
+        totals.append(total / max(end - start, 1) if length_normalize else total)
+    return torch.stack(totals)
+
+
 def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from debias import anchor
+from debias import anchor, training
 from debias.data.sampler import SeededCycle
 from debias.methods.equalize import losses
 from debias.methods.equalize.recipe import EqualizeConfig, delta_stats
@@ -76,15 +76,17 @@ def test_mixture_kl_by_hand():
     torch.testing.assert_close(zero, torch.tensor([0.0]), atol=1e-7, rtol=0)
 
 
-def test_sequence_logprobs_by_hand():
+def test_span_logprobs_by_hand():
     # vocab 2; logits at positions 0, 1 predict tokens 1, 2: log_softmax([0, ln 3]) = (ln ¼, ln ¾)
     logits = torch.tensor([[[0.0, math.log(3.0)], [math.log(3.0), 0.0], [0.0, 0.0]]])
     ids = torch.tensor([[0, 1, 0]])
-    marks = torch.tensor([[0, 1, 1]])  # tokens 1 and 2 are scored: p(1) = ¾ then p(0) = ¾
-    total = losses.sequence_logprobs(logits, ids, marks, length_normalize=False)
+    spans = [(1, 3)]  # tokens 1 and 2 are scored: p(1) = ¾ then p(0) = ¾
+    total = training.span_logprobs(logits, ids, spans)
     torch.testing.assert_close(total, torch.tensor([2 * math.log(0.75)]))
-    mean = losses.sequence_logprobs(logits, ids, marks, length_normalize=True)
+    mean = training.span_logprobs(logits, ids, spans, length_normalize=True)
     torch.testing.assert_close(mean, torch.tensor([math.log(0.75)]))
+    # a span from token 0 scores from token 1 on: token 0 has nothing to be predicted from
+    torch.testing.assert_close(training.span_logprobs(logits, ids, [(0, 3)]), total)
 
 
 def test_kl_base_tuned_by_hand_and_masked():

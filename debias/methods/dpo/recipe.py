@@ -199,11 +199,9 @@ def completion_logps(
             rows.append(p + c)
             spans.append((len(p), len(p) + len(c)))
         ids, attn, _ = training.pad(rows, tokenizer.pad_token_id)
-        logits = model(input_ids=ids.to(device), attention_mask=attn.to(device)).logits
-        for row, (start, end) in enumerate(spans):
-            # log-softmax over the completion's positions only (Gemma's vocabulary is 262k wide)
-            logprobs = torch.log_softmax(logits[row, start - 1 : end - 1].float(), dim=-1)
-            out.append(float(logprobs.gather(-1, ids[row, start:end, None].to(device)).sum()))
+        ids, attn = ids.to(device), attn.to(device)
+        logits = model(input_ids=ids, attention_mask=attn).logits
+        out.extend(training.span_logprobs(logits, ids, spans).tolist())
     return out
 
 

@@ -81,20 +81,4 @@ def mixture_kl(base_a: torch.Tensor, base_b: torch.Tensor, logits_a: torch.Tenso
     return kl_a + kl_b
 
 
-def sequence_logprobs(
-    logits: torch.Tensor, input_ids: torch.Tensor, score_mask: torch.Tensor, length_normalize: bool
-) -> torch.Tensor:
-    """Per row: the summed (or per-token mean) log-probability of the tokens ``score_mask`` marks.
-
-    ``logits[:, t]`` predicts ``input_ids[:, t + 1]``; ``score_mask`` is over tokens (1 = scored), so the
-    prediction for token ``t`` is read at position ``t − 1``.
-    """
-    logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-    targets = input_ids[:, 1:]
-    token_logprobs = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    mask = score_mask[:, 1:].to(token_logprobs.dtype)
-    total = (token_logprobs * mask).sum(-1)
-    return total / mask.sum(-1).clamp(min=1.0) if length_normalize else total
-
-
-__all__ = ["Loss", "counterfactual_jsd", "equalize_loss", "mass_loss", "mixture_kl", "sequence_logprobs"]
+__all__ = ["Loss", "counterfactual_jsd", "equalize_loss", "mass_loss", "mixture_kl"]

@@ -118,12 +118,12 @@ class EqualizeConfig:
 
 
 def pair_batch(tokenizer, pairs: Sequence[preference_pairs.PreferencePair]):
-    """Rows ``[prompt + rejected, prompt + chosen]`` per pair (2·len rows), right-padded, with score marks.
+    """Rows ``[prompt + rejected, prompt + chosen]`` per pair (2·len rows), right-padded, with scored spans.
 
     Prompt and continuation are tokenized apart and joined, so the scored tokens are exactly the
     continuation's (continuations start with a space: no token straddles the boundary).
     """
-    rows, marks = [], []
+    rows, spans = [], []
     for pair in pairs:
         prompt = tokenizer.encode(pair.prompt, add_special_tokens=False) if pair.prompt else []
         if not prompt and tokenizer.bos_token_id is not None:
@@ -131,18 +131,19 @@ def pair_batch(tokenizer, pairs: Sequence[preference_pairs.PreferencePair]):
         for continuation in (pair.rejected, pair.chosen):
             cont = tokenizer.encode(continuation, add_special_tokens=False)
             rows.append(prompt + cont)
-            marks.append([0] * len(prompt) + [1] * len(cont))
-    return training.pad(rows, tokenizer.pad_token_id, marks=marks)
+            spans.append((len(prompt), len(prompt) + len(cont)))
+    ids, attn, _ = training.pad(rows, tokenizer.pad_token_id)
+    return ids, attn, spans
 
 
 def pair_logprobs(
     model, tokenizer, pairs, length_normalize: bool, device
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """(log p(rejected), log p(chosen)) per pair, with graph when gradients are on; tokens read."""
-    ids, attn, marks = pair_batch(tokenizer, pairs)
-    ids, attn, marks = ids.to(device), attn.to(device), marks.to(device)
+    ids, attn, spans = pair_batch(tokenizer, pairs)
+    ids, attn = ids.to(device), attn.to(device)
     logits = model(input_ids=ids, attention_mask=attn).logits
-    seq = losses.sequence_logprobs(logits, ids, marks, length_normalize)
+    seq = training.span_logprobs(logits, ids, spans, length_normalize)
     return seq[0::2], seq[1::2], int(attn.sum())
 
 
