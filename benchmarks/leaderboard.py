@@ -60,11 +60,12 @@ def mlp_lr1e3(check_every: int) -> list[str]:
 # (rows run before a default changed pin what they ran with, so each command still reproduces its row)
 ROWS: dict[str, tuple[str, list[str]]] = {
     "equalize": ("equalize", ["--pairs", "builtin", "--anchor-weight", "1", "--steps", "200"]),
-    "equalize-no-anchor": ("equalize", ["--anchor-weight", "0", "--steps", "200"]),
     # the wider pair set (more shapes, both conditional directions, more subjects)
     "equalize-varied": ("equalize", ["--pairs", "varied", "--anchor-weight", "1", "--steps", "200"]),
     # the anchor weight the select-half sweep (benchmarks/anchor_sweep.py) found best within the LMS budget
     "equalize-anchor0.3": ("equalize", ["--anchor-weight", "0.3", "--steps", "120"]),
+    # the ablation of equalize-anchor0.3 (the anchored default's pairs and steps), anchor off
+    "equalize-no-anchor": ("equalize", ["--pairs", "varied", "--anchor-weight", "0", "--steps", "120"]),
     "dpo": (
         "dpo",
         ["--anchor-weight", "0", "--check-every", "40", "--steps", "200"] + DPO_BEFORE_GNORM + DPO_BEFORE_MLP,
