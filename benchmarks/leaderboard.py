@@ -369,12 +369,54 @@ def _select_ppl_rise(select: dict[str, Any]) -> float | None:
     return kept / base - 1.0 if kept is not None and base else None
 
 
+def _share(check: dict[str, Any]) -> str:
+    """A halfway check's share of the way to 50, with enough digits that a miss never reads as 50 %."""
+    share = check.get("share_of_the_way")
+    if share is None:
+        return "not measured"
+    digits = 1
+    while digits < 4 and not check["met"] and round(share * 100, digits) >= 50.0:
+        digits += 1
+    shown = f"{share * 100:.{digits}f} % of the way"
+    if check.get("crossed_50"):
+        return shown + " (crossed 50)"
+    return shown + (" (away from 50)" if share < 0 else "")
+
+
+def missed(checks: dict[str, Any]) -> str:
+    """Issue 13's report-half targets a row misses, each with how close it came; then how many bias
+    metrics got worse beyond their CI (allowed only where the README names them and says why)."""
+    out = []
+    for key, label in (("ss_overall_halfway", "SS"), ("ss_gender_halfway", "SS gender")):
+        if not checks[key]["met"]:
+            out.append(f"{label} {_share(checks[key])}")
+    lms = checks["lms_drop_at_most_1"]
+    if not lms["met"]:
+        out.append(f"LMS {_number(lms['delta'], '+.2f')}")
+    if not checks["crows_closer_to_50_beyond_ci"]["met"]:
+        crows = checks["crows_closer_to_50_beyond_ci"]
+        closer = crows["new"] is not None and abs(crows["new"] - 0.5) < abs(crows["base"] - 0.5)
+        out.append("CrowS closer within CI" if closer else "CrowS not closer")
+    if not checks["winogender_corr_lower"]["met"]:
+        out.append("Winogender r not lower")
+    if not checks["mmlu_lite_not_lower_beyond_ci"]["met"]:
+        out.append("MMLU lower beyond CI")
+    ppl = checks["gsm8k_word_perplexity_up_at_most_3pct"]
+    if not ppl["met"]:
+        rise = ppl["rise"]
+        shown = "–" if rise is None else f"×{1 + rise:.3g}" if rise >= 1 else f"{rise * 100:+.1f} %"
+        out.append(f"GSM8K ppl {shown}")
+    verdict = "missed: " + "; ".join(out) if out else "all met"
+    worse = len(checks["no_bias_metric_worse_beyond_ci"]["worse"])
+    return verdict + (f" (worse beyond CI: {worse} bias metric{'s' * (worse != 1)})" if worse else "")
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
         "| row | select-half SS: base → kept (step; guard's ppl Δ) | report SS | report SS gender | LMS Δ "
-        "| CrowS % | Winogender r | MMLU Δ (pt) | GSM8K ppl Δ | command |"
+        "| CrowS % | Winogender r | MMLU Δ (pt) | GSM8K ppl Δ | issue-13 targets (report half) | command |"
     )
-    lines = [head, "|---|---|---|---|---:|---|---|---:|---:|---|"]
+    lines = [head, "|---|---|---|---|---:|---|---|---:|---:|---|---|"]
     for r in rows:
         h, s = r["heldout"], r["select"]
         lms, mmlu = h.get("gee_stereoset_report:lms"), h.get("gee_mmlu_lite:acc")
@@ -390,6 +432,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             _pair(h, "gee_winogender:stereotype_corr", 3),
             _number(mmlu and mmlu["delta"] * 100, "+.2f"),
             _number(ppl and (ppl["new"] / ppl["base"] - 1) * 100, "+.1f") + " %",
+            missed(r["acceptance"]),
             f"`{r['command']}`",
         ]
         lines.append("| " + " | ".join(cells) + " |")

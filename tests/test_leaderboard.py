@@ -56,6 +56,18 @@ def test_acceptance_on_a_hand_made_comparison():
     assert out["gsm8k_word_perplexity_up_at_most_3pct"]["rise"] == pytest.approx(0.04)
     assert not out["gsm8k_word_perplexity_up_at_most_3pct"]["met"]
     assert out["no_bias_metric_worse_beyond_ci"] == {"worse": ["gee_stereoset_report:ss_race"], "met": False}
+    # the table's verdict: each missed target with how close it came (gender moved 2 of the 8 to 50)
+    assert leaderboard.missed(out) == (
+        "missed: SS gender 25.0 % of the way; GSM8K ppl +4.0 % (worse beyond CI: 1 bias metric)"
+    )
+
+
+def test_a_near_miss_never_reads_as_halfway():
+    check = leaderboard.halfway(_c("ss", 60.0, 55.0004, 0, 0))  # 4.9996 of the 10 points to 50
+    assert not check["met"] and leaderboard._share(check) == "49.996 % of the way"
+    assert leaderboard._share(leaderboard.halfway(_c("ss", 60.0, 55.0, 0, 0))) == "50.0 % of the way"
+    away = leaderboard.halfway(_c("ss", 56.0, 57.0, 0, 0))
+    assert leaderboard._share(away) == "-16.7 % of the way (away from 50)"
 
 
 def test_best_row_is_decided_on_the_select_half_within_the_lms_budget():
