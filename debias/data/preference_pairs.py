@@ -16,14 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from debias.data import bias_pairs, role_pairs, varied_pairs
+from debias.data import bias_pairs, gender_components, role_pairs, varied_pairs
 from debias.data.user_prompts import read_records, record_text
 
 BUILTIN = "builtin"
 VARIED = "varied"  # the wider set: more shapes, both directions, more subjects (debias.data.varied_pairs)
 ROLES = "roles"  # role -> pronoun pairs, on roles Winogender never names (debias.data.role_pairs)
+#: gender's role behaviours and physical characteristics (debias.data.gender_components)
+GENDER_COMPONENTS = "gender-components"
 #: the project's own sets by name; a spec may join several with "+" ("builtin+roles": both, concatenated)
-SETS = {BUILTIN: bias_pairs, VARIED: varied_pairs, ROLES: role_pairs}
+SETS = {BUILTIN: bias_pairs, VARIED: varied_pairs, ROLES: role_pairs, GENDER_COMPONENTS: gender_components}
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,8 @@ def builtin(split: str, kind: str = BUILTIN) -> list[PreferencePair]:
 
 
 def builtin_parts(spec: str) -> list[str] | None:
-    """The project's sets a spec names ("builtin", "varied", "roles", or several joined by "+"), or None
-    for a file."""
+    """The project's sets a spec names ("builtin", "varied", "roles", "gender-components", or several
+    joined by "+"), or None for a file."""
     parts = spec.split("+")
     return parts if all(part in SETS for part in parts) else None
 
