@@ -8,7 +8,10 @@ folder is resumed when it exists, only summarised when finished. Writes
 decided on, and the command that reproduces it) and prints the README table.
 
     DEBIAS_DATA_DIR=../shared/data python benchmarks/leaderboard.py --rows equalize,equalize-no-anchor \
-        [--model smollm2-135m] [--runs runs/leaderboard] [--collect-only]
+        [--model smollm2-135m] [--runs runs/leaderboard] [--collect-only] [--readme README.md]
+
+``--readme`` rewrites the README's leaderboard lines from the results (each line keeps its hand-written
+note, the first cell); a test checks they agree.
 
 "Best" is decided before looking at the report half: the row whose kept checkpoint is nearest SS 50 on
 the *select* half within the LMS budget (``selection.json``), ties broken by the smaller LMS drop there.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -27,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from debias import run_folder
-from debias.atomic import write_json_atomic
+from debias.atomic import write_json_atomic, write_text_atomic
 from debias.methods import config_class
 from debias.methods.recipe import PPL_KEY, config_defaults
 from debias.training import DEFAULT_LORA_TARGETS, MLP_LORA_TARGETS
@@ -283,6 +287,7 @@ def summarise(row: str, folder: Path, cmd: list[str]) -> dict[str, Any]:
         "command": shlex.join(cmd),
         "select": {
             "metric": selection.get("metric"),
+            "unit": unit,
             "chosen": chosen,
             "why": selection.get("why"),
             "max_ppl_rise": selection.get("max_ppl_rise"),  # absent: selected before the perplexity guard
@@ -370,6 +375,22 @@ def _number(value: float | None, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
 
+def _rise(rise: float | None) -> str:
+    """A perplexity rise as a percentage, or as a factor once it has more than doubled."""
+    if rise is None:
+        return "–"
+    return f"×{format(1 + rise, '.2g').replace('e+', 'e')}" if rise >= 1 else f"{rise * 100:+.1f} %"
+
+
+#: what a row's checkpoints are, for rows stored before the unit was recorded
+_UNITS = {"project": "rank", "pcgu": "epoch"}
+
+
+def _chosen(r: dict[str, Any]) -> str:
+    unit = r["select"].get("unit") or _UNITS.get(r["method"], "step")
+    return f"{r['select']['chosen']}" if unit == "step" else f"{unit} {r['select']['chosen']}"
+
+
 def _select_ppl_rise(select: dict[str, Any]) -> float | None:
     """The kept checkpoint's neutral-perplexity rise (the guard's measure), when it was measured."""
     kept, base = select["kept"].get(PPL_KEY), select["base"].get(PPL_KEY)
@@ -410,9 +431,7 @@ def missed(checks: dict[str, Any]) -> str:
         out.append("MMLU lower beyond CI")
     ppl = checks["gsm8k_word_perplexity_up_at_most_3pct"]
     if not ppl["met"]:
-        rise = ppl["rise"]
-        shown = "–" if rise is None else f"×{1 + rise:.3g}" if rise >= 1 else f"{rise * 100:+.1f} %"
-        out.append(f"GSM8K ppl {shown}")
+        out.append(f"GSM8K ppl {_rise(ppl['rise'])}")
     verdict = "missed: " + "; ".join(out) if out else "all met"
     worse = len(checks["no_bias_metric_worse_beyond_ci"]["worse"])
     return verdict + (f" (worse beyond CI: {worse} bias metric{'s' * (worse != 1)})" if worse else "")
@@ -430,20 +449,42 @@ def table(rows: list[dict[str, Any]]) -> str:
         ppl = h.get("gee_gsm8k_ppl:word_perplexity")
         cells = [
             r["row"],
-            f"{_number(s['base'].get('ss'), '.2f')} → {_number(s['kept'].get('ss'), '.2f')} ({s['chosen']}"
-            + (f"; ppl {rise * 100:+.1f} %)" if (rise := _select_ppl_rise(s)) is not None else ")"),
+            f"{_number(s['base'].get('ss'), '.2f')} → {_number(s['kept'].get('ss'), '.2f')} ({_chosen(r)}"
+            + (f"; ppl {_rise(rise)})" if (rise := _select_ppl_rise(s)) is not None else ")"),
             _pair(h, "gee_stereoset_report:ss"),
             _pair(h, "gee_stereoset_report:ss_gender"),
             _number(lms and lms["delta"], "+.2f"),
             _pair(h, "gee_crows_pairs:pct_stereotype", scale=100.0),
             _pair(h, "gee_winogender:stereotype_corr", 3),
             _number(mmlu and mmlu["delta"] * 100, "+.2f"),
-            _number(ppl and (ppl["new"] / ppl["base"] - 1) * 100, "+.1f") + " %",
+            _rise(ppl and ppl["new"] / ppl["base"] - 1),
             missed(r["acceptance"]),
             f"`{r['command']}`",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+_COMMAND_CELL = re.compile(r" \| `(python cli\.py train-and-eval [^`]*)` \|$")
+
+
+def sync_readme(text: str, rows: list[dict[str, Any]]) -> tuple[str, list[str]]:
+    """The README with every leaderboard line's cells after the first (the row's hand-written note)
+    regenerated from ``rows``, matched by the command cell; and the rows no line holds yet (to be added
+    by hand, with their note). Minus signs as the README writes them (U+2212)."""
+    by_command = {r["command"]: r for r in rows}
+    seen, lines = set(), []
+    for line in text.split("\n"):
+        match = _COMMAND_CELL.search(line)
+        if line.startswith("| ") and match and match.group(1) in by_command:
+            r = by_command[match.group(1)]
+            cells = table([r]).split("\n")[2].split(" | ")
+            numbers = [re.sub(r"(?<![\w.])-(?=\d)", "\u2212", cell) for cell in cells[1:-1]]
+            line = " | ".join([line.split(" | ")[0], *numbers, cells[-1]])
+            seen.add(r["command"])
+        lines.append(line)
+    missing = [f"{r['model']}: {r['row']}" for r in rows if r["command"] not in seen]
+    return "\n".join(lines), missing
 
 
 def main() -> None:
@@ -452,6 +493,11 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--runs", type=Path, default=Path("runs/leaderboard"))
     parser.add_argument("--collect-only", action="store_true", help="summarise finished runs, train none")
+    parser.add_argument(
+        "--readme",
+        type=Path,
+        help="regenerate this README's leaderboard lines from the results (each keeps its note)",
+    )
     args = parser.parse_args()
     names = [r for r in args.rows.split(",") if r]
     unknown = [r for r in names if r not in ROWS]
@@ -487,6 +533,11 @@ def main() -> None:
         {"suite": SUITE, "best_by_select_half": by_model, "default_row": default, "rows": ordered},
     )
     print(f"default row (both models' select halves): {default['row']} ({default['why']})")
+    if args.readme:
+        text, missing = sync_readme(args.readme.read_text(encoding="utf-8"), ordered)
+        write_text_atomic(args.readme, text)
+        for row in missing:
+            print(f"{args.readme}: no line for {row} yet (add it with its note)", file=sys.stderr)
     for model in sorted(by_model):
         print(f"\n{model} (best on the select half: {by_model[model]})")
         print(table([r for r in ordered if r["model"] == model]))

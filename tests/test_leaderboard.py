@@ -148,3 +148,17 @@ def test_a_list_flag_is_checked_as_the_list_its_run_recorded():
     leaderboard.check_flags("dpo-gnorm-warmup40-mlp", record)
     with pytest.raises(SystemExit, match="--lora-targets gate_proj up_proj down_proj but its run recorded"):
         leaderboard.check_flags("dpo-gnorm-warmup40-mlp", {**record, "lora_targets": EVERY_PROJECTION})
+
+
+def test_the_readme_tables_are_the_stored_leaderboard():
+    """Every stored row has a README line, and every cell but its note is what the results say
+    (``python benchmarks/leaderboard.py --collect-only --rows ROW --readme README.md`` rewrites them)."""
+    import json
+
+    repo = Path(__file__).resolve().parent.parent
+    rows = json.loads((repo / "benchmarks" / "results" / "leaderboard.json").read_text())["rows"]
+    readme = (repo / "README.md").read_text(encoding="utf-8")
+    synced, missing = leaderboard.sync_readme(readme, rows)
+    assert missing == []
+    changed = [a for a, b in zip(readme.split("\n"), synced.split("\n"), strict=True) if a != b]
+    assert changed == []
