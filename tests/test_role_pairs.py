@@ -38,14 +38,6 @@ def test_no_role_is_a_winogender_occupation(data_dir):
         assert not set(role.split()) & occupations, role
 
 
-def test_role_pairs_share_no_8_words_with_the_benchmarks(data_dir):
-    from benchmark_text import benchmark_8grams, pair_8grams
-
-    benchmark = benchmark_8grams(data_dir)
-    ours = pair_8grams(role_pairs.generate("train") + role_pairs.generate("heldout"))
-    assert not ours & benchmark
-
-
 def test_sets_join_with_a_plus_in_order_and_fingerprint_each_part():
     joined = preference_pairs.load("builtin+roles", "train")
     builtin = preference_pairs.load("builtin", "train")

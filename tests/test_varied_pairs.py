@@ -51,14 +51,6 @@ def test_preference_pairs_loads_the_varied_set_by_name():
     assert preference_pairs.fingerprint("varied") != preference_pairs.fingerprint("builtin")
 
 
-def test_varied_pairs_share_no_8_words_with_the_benchmarks(data_dir):
-    from benchmark_text import benchmark_8grams, pair_8grams
-
-    benchmark = benchmark_8grams(data_dir)
-    ours = pair_8grams(varied_pairs.generate("train") + varied_pairs.generate("heldout"))
-    assert not ours & benchmark
-
-
 def test_counterfactual_prompt_pairs_differ_only_in_the_subject_and_are_varied_pair_prompts():
     """The distribution-matching term's prompts: the forward frames' prompts, both groups, split by frame."""
     train, heldout = varied_pairs.prompt_pairs("train"), varied_pairs.prompt_pairs("heldout")
