@@ -194,11 +194,16 @@ def _sentence_start(text: str) -> str:
 
 def generate(split: str = "train") -> list[BiasPair]:
     """Every (contrast, subject, attribute pair, frame) of ``split`` ("train" or "heldout"), both groups."""
+    return contrast_pairs(CONTRASTS, split)
+
+
+def contrast_pairs(contrasts: tuple[Contrast, ...], split: str) -> list[BiasPair]:
+    """``contrasts`` in these frames (the same split), as ``generate`` does for the built-in ones."""
     if split not in ("train", "heldout"):
         raise ValueError(f"split must be 'train' or 'heldout', not {split!r}")
     frames = range(TRAIN_FRAMES) if split == "train" else range(TRAIN_FRAMES, len(FRAMES))
     pairs = []
-    for contrast in CONTRASTS:
+    for contrast in contrasts:
         for group, subjects in (("a", contrast.group_a), ("b", contrast.group_b)):
             for subject in subjects:
                 for x, y in contrast.attributes:

@@ -18,7 +18,7 @@ items. The 8-word overlap test covers them.
 
 from __future__ import annotations
 
-from debias.data.bias_pairs import CONTRASTS, FRAMES, TRAIN_FRAMES, BiasPair, _sentence_start, fingerprint_of
+from debias.data.bias_pairs import CONTRASTS, BiasPair, Contrast, contrast_pairs, fingerprint_of
 
 #: (female-typed, male-typed): role behaviours, then physical characteristics; each phrase reads after
 #: every frame ("People often describe the woman as ...", "The interviewer found the man rather ...")
@@ -33,34 +33,14 @@ ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("soft-voiced", "deep-voiced"),
 )
 
-#: the built-in set's gender subjects: (women, men)
-_GENDER = next(c for c in CONTRASTS if c.bias_type == "gender")
-SUBJECTS: tuple[tuple[str, ...], tuple[str, ...]] = (_GENDER.group_a, _GENDER.group_b)
+#: the built-in set's gender subjects (women as group A, men as B) with these attributes
+_BUILTIN_GENDER = next(c for c in CONTRASTS if c.bias_type == "gender")
+CONTRAST = Contrast("gender", _BUILTIN_GENDER.group_a, _BUILTIN_GENDER.group_b, ATTRIBUTES)
 
 
 def generate(split: str = "train") -> list[BiasPair]:
     """Every (subject, attribute pair, frame) of ``split``: the subject's gender's attribute rejected."""
-    if split not in ("train", "heldout"):
-        raise ValueError(f"split must be 'train' or 'heldout', not {split!r}")
-    frames = range(TRAIN_FRAMES) if split == "train" else range(TRAIN_FRAMES, len(FRAMES))
-    pairs = []
-    for group, subjects in zip(("a", "b"), SUBJECTS, strict=True):
-        for subject in subjects:
-            for female, male in ATTRIBUTES:
-                rejected, chosen = (female, male) if group == "a" else (male, female)
-                for f in frames:
-                    prompt, continuation = FRAMES[f]
-                    pairs.append(
-                        BiasPair(
-                            _sentence_start(prompt.format(subject=subject)),
-                            continuation.format(attribute=chosen),
-                            continuation.format(attribute=rejected),
-                            "gender",
-                            group,
-                            f,
-                        )
-                    )
-    return pairs
+    return contrast_pairs((CONTRAST,), split)
 
 
 def fingerprint() -> str:
