@@ -60,6 +60,9 @@ def mlp_lr1e3(check_every: int, steps: int = 120) -> list[str]:
     ]  # fmt: skip
 
 
+#: the gc rows' flags beyond mlp_lr1e3's: the role pairs as a tie term, gender's other components as DPO pairs
+TIE_ROLES_GC = ["--tie-pairs", "roles", "--pairs", "builtin+gender-components"]
+
 # row name -> (method, extra flags); every flag not named is the method's default
 # (rows run before a default changed pin what they ran with, so each command still reproduces its row)
 ROWS: dict[str, tuple[str, list[str]]] = {
@@ -144,18 +147,11 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     # the tie-roles row with gender's role-behaviour and physical-characteristic pairs beside the 4,480
     # (debias/data/gender_components.py, 800 pairs): tie-roles missed only SS gender halfway, on both models
     # (by 0.003 and 0.33 points), and every built-in gender pair is a trait
-    "dpo-mlp-lr1e-3-every20-tie-roles-gc": (
-        "dpo",
-        mlp_lr1e3(check_every=20) + ["--tie-pairs", "roles", "--pairs", "builtin+gender-components"],
-    ),
+    "dpo-mlp-lr1e-3-every20-tie-roles-gc": ("dpo", mlp_lr1e3(check_every=20) + TIE_ROLES_GC),
     # the same over 200 steps (the rate decays over 200, not 120, steps): on SmolLM2-135M's select half the
     # 120-step run was within both budgets at every check and kept its last step at no LMS cost (+0.02), so
     # its length, not a budget, ended it
-    "dpo-mlp-lr1e-3-every20-tie-roles-gc-200": (
-        "dpo",
-        mlp_lr1e3(check_every=20, steps=200)
-        + ["--tie-pairs", "roles", "--pairs", "builtin+gender-components"],
-    ),
+    "dpo-mlp-lr1e-3-every20-tie-roles-gc-200": ("dpo", mlp_lr1e3(check_every=20, steps=200) + TIE_ROLES_GC),
     "gee": ("gee", ["--select-task", "gee_stereoset_select", "--select-metric", "ss"]),
     "pcgu": ("pcgu", []),
     # training-free baseline (SentenceDebias/INLP-style projection), tuned on the select half like the rest
