@@ -153,7 +153,17 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     # its length, not a budget, ended it
     "dpo-mlp-lr1e-3-every20-tie-roles-gc-200": ("dpo", mlp_lr1e3(check_every=20, steps=200) + TIE_ROLES_GC),
     "gee": ("gee", ["--select-task", "gee_stereoset_select", "--select-metric", "ss"]),
+    # the same with the retention anchor at the weight DPO and equalisation use (0.3; decided before any
+    # anchored GEE run, not tuned)
+    "gee-anchor0.3": (
+        "gee",
+        ["--select-task", "gee_stereoset_select", "--select-metric", "ss", "--anchor-weight", "0.3"],
+    ),
     "pcgu": ("pcgu", []),
+    # the same with the retention anchor, its gradient on PCGU's selected units only, at DPO's and
+    # equalisation's weight 0.3 (times the batch size: PCGU sums its pairs' gradients; decided before any
+    # anchored PCGU run, not tuned)
+    "pcgu-anchor0.3": ("pcgu", ["--anchor-weight", "0.3"]),
     # training-free baseline (SentenceDebias/INLP-style projection), tuned on the select half like the rest
     "project": ("project", []),
 }

@@ -16,7 +16,8 @@ should stay the base model's, ``KL(p_base(·|x<t) ‖ p_tuned(·|x<t))`` average
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,27 @@ BUILTINS = (BUILTIN, BUILTIN_ANNOTATED)
 #: Gemma-3-270M (README, leaderboard row dpo-gnorm-warmup40-chunks), reading the solutions did not hold
 #: GSM8K perplexity better: coverage is not what limits the anchor there.
 CROPS = ("head", "chunks")
+
+
+@dataclass
+class AnchorOptions:
+    """The anchor's flags, for a method config that adds them by inheriting (GEE, PCGU): off by default
+    there, so those methods' earlier runs and rows keep their meaning. (DPO's and equalisation's configs
+    spell the same fields with weight 0.3, their measured default.)"""
+
+    anchor_weight: float = 0.0  # weight of KL(base ‖ tuned) on neutral text; 0 switches the anchor off
+    anchor_text: str = BUILTIN  # "gsm8k_mmlu", "gsm8k_mmlu_annotated" or a file of texts
+    anchor_batch_size: int = 4
+    anchor_max_tokens: int = 64
+    anchor_crop: str = "head"  # "head": each text's first anchor_max_tokens; "chunks": all of it
+    anchor_probe_batches: int = 16  # held-out anchor text (every 10th text) probed after training
+
+    def check_anchor(self) -> None:
+        if self.anchor_weight < 0:
+            raise ValueError(f"anchor_weight must be >= 0, got {self.anchor_weight}")
+        if self.anchor_batch_size < 1 or self.anchor_probe_batches < 1:
+            raise ValueError("anchor_batch_size and anchor_probe_batches must be >= 1")
+        check_crop(self.anchor_crop)
 
 
 def gsm8k_mmlu_texts(keep_annotations: bool = False) -> list[str]:
@@ -180,10 +202,17 @@ class RetentionAnchor:
         self.cycle.load_state_dict(state)
 
 
-def anchor_loss(model, batch: AnchorBatch, device) -> tuple[torch.Tensor, int]:
-    """(KL(base ‖ tuned) with graph through the tuned side, tokens): the base is the adapter disabled."""
+#: what makes a model compute the base model's logits for the length of a ``with``
+BaseContext = Callable[[], AbstractContextManager]
+
+
+def anchor_loss(
+    model, batch: AnchorBatch, device, base: BaseContext | None = None
+) -> tuple[torch.Tensor, int]:
+    """(KL(base ‖ tuned) with graph through the tuned side, tokens). The base is the adapter disabled, or,
+    for a method that edits the weights themselves (PCGU), whatever ``base`` swaps in."""
     ids, attn = batch.input_ids.to(device), batch.attention_mask.to(device)
-    with torch.no_grad(), model.disable_adapter():
+    with torch.no_grad(), (base or model.disable_adapter)():
         base_logits = model(input_ids=ids, attention_mask=attn).logits
     tuned_logits = model(input_ids=ids, attention_mask=attn).logits
     mask = batch.prediction_mask.to(device)
@@ -191,13 +220,13 @@ def anchor_loss(model, batch: AnchorBatch, device) -> tuple[torch.Tensor, int]:
 
 
 @torch.no_grad()
-def mean_kl(model, anchor: RetentionAnchor, batches: int, device) -> float:
+def mean_kl(model, anchor: RetentionAnchor, batches: int, device, base: BaseContext | None = None) -> float:
     """The anchor KL over ``batches`` fixed batches (no gradient): a held-out retention probe."""
     was_training = model.training
     model.eval()
     total, tokens = 0.0, 0
     for _ in range(batches):
-        kl, n = anchor_loss(model, anchor.next_batch(), device)
+        kl, n = anchor_loss(model, anchor.next_batch(), device, base)
         total, tokens = total + float(kl) * n, tokens + n
     model.train(was_training)
     return total / max(tokens, 1)
@@ -208,6 +237,7 @@ __all__ = [
     "BUILTINS",
     "BUILTIN_ANNOTATED",
     "AnchorBatch",
+    "AnchorOptions",
     "RetentionAnchor",
     "anchor_loss",
     "gsm8k_mmlu_texts",

@@ -192,3 +192,46 @@ def test_second_probe_written_apart_from_the_templates_is_reported(tiny_run):
     assert before["examples"] == after["examples"] == 8  # capped by probe_max_examples, whole pairs
     assert set(before["entropy"]) == {"male", "female"}
     assert summary["independent_gap_reduction"] == pytest.approx(1 - after["gap"] / before["gap"])
+
+
+ANCHORED = {**TINY, "anchor_weight": 0.5, "anchor_batch_size": 2, "anchor_max_tokens": 16}
+ANCHORED |= {"anchor_probe_batches": 1}
+
+
+def _anchor_file(tmp_path: Path) -> str:
+    """Twenty neutral lines (the built-in GSM8K/MMLU text is tokenised whole: slow for a unit test)."""
+    path = tmp_path / "neutral.txt"
+    path.write_text("".join(f"Step {i}: add {i} and {i + 2} to get {2 * i + 2} apples.\n" for i in range(20)))
+    return str(path)
+
+
+def test_anchor_adds_the_kl_and_resumes_in_the_same_text_order(tmp_path, tiny_run):
+    """With the anchor on: its KL is logged (0 at step 1, LoRA starts as the identity), counted in the
+    loss, probed on held-out text after training; a run interrupted after step 1 and resumed ends equal,
+    the anchor's batches included; without it GEE's own steps are unchanged."""
+    cfg = gee.GeeConfig(**ANCHORED, anchor_text=_anchor_file(tmp_path))
+    whole = tmp_path / "whole"
+    summary = train_adapter("gee", cfg, whole)
+    lines = _lines(whole)
+    assert lines[0]["anchor_kl"] == pytest.approx(0.0, abs=1e-6) and lines[-1]["anchor_kl"] > 0
+    assert summary["heldout_anchor_kl"] > 0
+    plain = _lines(tiny_run)  # the same run without the anchor
+    # step 1's KL gradient is 0, so both runs take the same first step; from step 2 the anchor counts
+    assert plain[0]["loss"] == pytest.approx(lines[0]["loss"], abs=1e-6) and "anchor_kl" not in plain[0]
+    assert plain[1]["entropy"] != pytest.approx(lines[1]["entropy"], abs=1e-9)
+    for m in lines:  # l2 loss H̄ + λ·Σ_g (H_g − H̄)², plus the anchor's weighted KL
+        h = list(m["entropy"].values())
+        own = m["mean_entropy"] + m["lambda"] * sum((x - m["mean_entropy"]) ** 2 for x in h)
+        assert m["loss"] == pytest.approx(own + 0.5 * m["anchor_kl"], abs=1e-5)
+    resumed = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        train_adapter("gee", cfg, resumed, stop_after=1)
+    train_adapter("gee", cfg, resumed, resume=True)
+    for a, b in zip(_lines(resumed), lines, strict=True):
+        assert a["anchor_kl"] == pytest.approx(b["anchor_kl"], abs=1e-7)
+        assert a["loss"] == pytest.approx(b["loss"], abs=1e-6)
+    expected = _adapter(whole)
+    for name, tensor in _adapter(resumed).items():
+        torch.testing.assert_close(tensor, expected[name], atol=1e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match="anchor_weight must be >= 0"):
+        gee.GeeConfig(anchor_weight=-1)

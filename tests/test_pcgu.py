@@ -106,6 +106,13 @@ PAIRS = [
 ]
 
 
+# neutral text for the retention anchor's tests
+ANCHOR_TEXTS = [
+    "Tom has 3 apples and buys 4 more, so he has 7.",
+    "Which gas do plants take in? Carbon dioxide.",
+]
+
+
 @pytest.mark.parametrize("update", ["advantaged", "disadvantaged", "dynamic"])
 def test_masked_update_touches_only_selected_units(tokenizer, update):
     model = tiny_llama(vocab=len(tokenizer))
@@ -309,7 +316,11 @@ def _adapter_tensors(folder):
 
 
 def test_pcgu_resume_equals_an_uninterrupted_run(tmp_path, smollm2, data_dir):
-    cfg = dict(pairs=_pairs_file(tmp_path), k=64, lr=1e-3, batch_size=2, select_task="")
+    """With the anchor on (its text order is part of a step, so a resumed run must read the same)."""
+    cfg = dict(pairs=_pairs_file(tmp_path), k=64, lr=1e-3, batch_size=2, select_task="", anchor_weight=0.5)
+    cfg |= dict(anchor_batch_size=2, anchor_max_tokens=16, anchor_probe_batches=1)
+    (tmp_path / "neutral.txt").write_text("".join(line + "\n" for line in ANCHOR_TEXTS * 5))
+    cfg["anchor_text"] = str(tmp_path / "neutral.txt")  # the built-in text is tokenised whole: slow here
     whole = train_adapter("pcgu", pcgu.PcguConfig(epochs=2, **cfg), tmp_path / "whole")
     train_adapter("pcgu", pcgu.PcguConfig(epochs=1, **cfg), tmp_path / "cut")  # "killed" after epoch 1
     resumed = train_adapter("pcgu", pcgu.PcguConfig(epochs=2, **cfg), tmp_path / "cut", resume=True)
@@ -318,10 +329,10 @@ def test_pcgu_resume_equals_an_uninterrupted_run(tmp_path, smollm2, data_dir):
     assert a.keys() == b.keys()
     for name in a:
         assert torch.equal(a[name], b[name]), name
-    steps = [
-        json.loads(line)["step"] for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
-    ]
-    assert steps == [1, 2, 3, 4]
+    lines = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [1, 2, 3, 4]
+    assert lines[0]["anchor_kl"] == pytest.approx(0.0, abs=1e-7) and lines[-1]["anchor_kl"] > 0
+    assert whole["heldout_anchor_kl"] > 0
     with pytest.raises(ValueError, match=r"other settings \(lr: 0.001 -> 0.002\)"):
         train_adapter("pcgu", pcgu.PcguConfig(epochs=2, **{**cfg, "lr": 2e-3}), tmp_path / "cut", resume=True)
 
@@ -419,3 +430,64 @@ def test_embeddings_stay_frozen_unless_asked(tokenizer):
         moved = not torch.equal(model.get_input_embeddings().weight.detach(), embedding)
         assert moved is update_embeddings
         assert ("model.embed_tokens.weight" in trainer.selected) is update_embeddings
+
+
+# ------------------------------------------------------------------ the retention anchor, on PCGU's units
+
+
+def _anchored(tokenizer, model, weight: float, **cfg) -> pcgu.PcguTrainer:
+    from debias import anchor
+
+    texts = anchor.RetentionAnchor(tokenizer, ANCHOR_TEXTS, batch_size=2, max_tokens=32, seed=0)
+    return pcgu.PcguTrainer(pcgu.PcguConfig(anchor_weight=weight, **cfg), model, tokenizer, texts)
+
+
+def test_anchor_base_is_the_untouched_model_and_its_kl_starts_at_zero(tokenizer):
+    model = tiny_llama(vocab=len(tokenizer))
+    ids = torch.tensor([tokenizer.encode("The nurse said that she")])
+    with torch.no_grad():
+        before = model(input_ids=ids).logits.clone()
+    trainer = _anchored(tokenizer, model, 0.5, k=12, lr=1e-1)
+    first = trainer.step(PAIRS, reselect=True)
+    assert first["anchor_kl"] == pytest.approx(0.0, abs=1e-7)  # nothing had moved yet
+    with torch.no_grad():
+        after = model(input_ids=ids).logits.clone()
+        with trainer.base_weights():
+            base = model(input_ids=ids).logits.clone()
+        assert torch.equal(model(input_ids=ids).logits, after)  # swapped back: the tuned weights again
+    assert not torch.equal(after, before) and torch.equal(base, before)
+    assert trainer.step(PAIRS, reselect=True)["anchor_kl"] > 0
+
+
+def test_anchor_gradient_moves_only_selected_units_and_pulls_toward_the_base(tokenizer):
+    """Two steps each way from the same start: with the anchor the second step changes only the selected
+    units (as without it), and ends nearer the base on neutral text than the same steps without it."""
+    from debias import anchor
+
+    kls = {}
+    for weight in (0.0, 20.0):
+        model = tiny_llama(vocab=len(tokenizer))
+        trainer = _anchored(tokenizer, model, weight, k=12, lr=1e-1)
+        trainer.step(PAIRS, reselect=True)
+        before = {n: p.detach().clone() for n, p in model.named_parameters()}
+        trainer.step(PAIRS, reselect=True)
+        units = _by_name(trainer.units)
+        for name, param in model.named_parameters():
+            diff = param.detach() != before[name]
+            selected = trainer.selected.get(name)
+            outside = diff if selected is None else diff & ~partition.unit_mask(units[name], selected)
+            assert not outside.any(), f"{name} changed outside its selected units"
+        trainer.anchor.seek(0)
+        with torch.no_grad():
+            kls[weight] = float(
+                anchor.anchor_loss(model, trainer.anchor.next_batch(), "cpu", trainer.base_weights)[0]
+            )
+    assert 0 < kls[20.0] < kls[0.0], kls
+
+
+def test_pcgu_anchor_is_off_by_default_and_checked():
+    assert pcgu.PcguConfig().anchor_weight == 0
+    with pytest.raises(ValueError, match="anchor_weight must be >= 0"):
+        pcgu.PcguConfig(anchor_weight=-0.1)
+    with pytest.raises(ValueError, match="anchor crop"):
+        pcgu.PcguConfig(anchor_crop="tail")

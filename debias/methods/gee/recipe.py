@@ -3,7 +3,9 @@
 Entropy minimisation makes a model more confident; done naively it can make it more confident about
 some groups than others and so amplify stereotypes. GEE minimises the mean token entropy *and* the
 spread of the per-group entropies (``L = H̄ + λ·Σ_g (H_g − H̄)²``, or L1), or in "gap" mode only the spread,
-stopping once the gap is small enough. See ``debias/losses.py`` for the math.
+stopping once the gap is small enough. See ``debias/losses.py`` for the math. ``anchor_weight`` > 0 adds
+the retention anchor (``debias.anchor``: KL(base ‖ tuned) on neutral text, the base being the adapter
+disabled) to every step's loss; off by default, so GEE's measured rows keep their meaning.
 
 One optimizer step = one group-balanced batch (``per_group`` examples of every group), split across
 processes and micro-batches. Group entropies are *step-level* quantities: every micro-batch's group sums
@@ -25,6 +27,7 @@ from typing import Any, Literal
 
 import torch
 
+from debias import anchor as anchor_text
 from debias import memory, models, training
 from debias.data import independent_probe
 from debias.methods.gee import losses
@@ -37,8 +40,9 @@ BUILTIN_DATA = ("templates", "varied")  # --data values that name a built-in, pa
 
 
 @dataclass
-class GeeConfig:
-    """Every field is a command-line flag of ``cli.py train --method gee`` (underscores → dashes)."""
+class GeeConfig(anchor_text.AnchorOptions):
+    """Every field is a command-line flag of ``cli.py train --method gee`` (underscores → dashes); the
+    anchor's (``anchor_weight`` …) come from ``AnchorOptions``."""
 
     model: str = DEFAULT_MODEL
     mode: Mode = "teacher-forced"
@@ -112,6 +116,7 @@ class GeeConfig:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
         if self.temperature <= 0 or self.lr <= 0:
             raise ValueError("temperature and lr must be positive")
+        self.check_anchor()
         if self.data == "varied" and set(self.groups) != {"male", "female"}:
             raise ValueError(
                 f"data 'varied' has gender subjects only: groups must be male and female, not {self.groups}"
@@ -286,6 +291,12 @@ class GeeRecipe(Recipe):
         )
         self.group_index = {g: i for i, g in enumerate(cfg.groups)}
         self.train_examples, self.heldout, self.stop_split = self._examples()
+        self.anchor = self.anchor_probe = None
+        if cfg.anchor_weight > 0:
+            texts = anchor_text.load_texts(cfg.anchor_text)
+            train_texts, heldout_texts = anchor_text.split_texts(texts, cfg.anchor_text)
+            self.anchor = anchor_text.RetentionAnchor.for_config(self.tokenizer, train_texts, cfg)
+            self.anchor_probe = anchor_text.RetentionAnchor.for_config(self.tokenizer, heldout_texts, cfg)
         from debias.data import GroupBalancedBatches
 
         self.batches = GroupBalancedBatches(
@@ -306,6 +317,8 @@ class GeeRecipe(Recipe):
             self.batches.load_state_dict(extra["sampler"])
             self.guard.load_state_dict(extra.get("guard"))
             self.gap_1, self.gap_ema = extra["gap_1"], extra["gap_ema"]
+            if self.anchor is not None:
+                self.anchor.load_state_dict(extra["anchor"])
             self.probe_before = extra.get("probe_before")
             self.independent_before = extra.get("independent_before")
         self.log = training.MetricsLog(
@@ -429,6 +442,16 @@ class GeeRecipe(Recipe):
         coefficients = losses.surrogate_coefficients(step_sums, step_counts, loss_fn, list(cfg.groups))
         if sums_with_graph:
             acc.backward(losses.surrogate_loss(local_sums, coefficients))
+        record: dict[str, Any] = {}
+        if self.anchor is not None:
+            # every process reads the whole anchor batch (4 short texts: small beside the group batch) and
+            # backpropagates 1/processes of it, so the summed gradient is exactly the one-process one
+            with acc.autocast():
+                kl, anchor_tokens = anchor_text.anchor_loss(self.model, self.anchor.next_batch(), acc.device)
+            acc.backward(cfg.anchor_weight * kl / acc.num_processes)
+            record["anchor_kl"] = float(kl.detach())
+            loss_value += cfg.anchor_weight * record["anchor_kl"]
+            tokens += anchor_tokens if acc.is_main_process else 0
         if acc.num_processes > 1:
             for p in self.trainable:
                 grad = p.grad if p.grad is not None else torch.zeros_like(p)
@@ -441,6 +464,7 @@ class GeeRecipe(Recipe):
             "gap": gap,
             "lambda": lam,
             "tokens": tokens,
+            **record,
         }
 
     def apply_update(self, loss: float = 0.0) -> dict[str, Any]:
@@ -515,6 +539,7 @@ class GeeRecipe(Recipe):
                 "guard": self.guard.state_dict(),
                 "gap_1": self.gap_1,
                 "gap_ema": self.gap_ema,
+                "anchor": self.anchor.state_dict() if self.anchor is not None else None,
                 "probe_before": self.probe_before,
                 "independent_before": self.independent_before,
             }
@@ -537,6 +562,9 @@ class GeeRecipe(Recipe):
     def wait_for_everyone(self) -> None:
         if getattr(self, "accelerator", None) is not None:
             self.accelerator.wait_for_everyone()
+
+    def not_held_out(self) -> list[str]:
+        return anchor_text.not_held_out(self.cfg.anchor_weight, self.cfg.anchor_text)
 
     def probe(self, examples=None) -> dict[str, Any]:
         examples = self.heldout if examples is None else examples
@@ -563,6 +591,10 @@ class GeeRecipe(Recipe):
             "relative_gap_before": self.probe_before["gap"] / self.probe_before["mean_entropy"],
             "relative_gap_after": probe_after["gap"] / probe_after["mean_entropy"],
         }
+        if self.anchor_probe is not None:  # KL(base ‖ tuned) on held-out neutral text (0 before training)
+            summary["heldout_anchor_kl"] = anchor_text.mean_kl(
+                self.model, self.anchor_probe, self.cfg.anchor_probe_batches, self.accelerator.device
+            )
         if self.independent:
             after = self.probe(self.independent)
             before = self.independent_before

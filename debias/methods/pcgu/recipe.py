@@ -7,6 +7,14 @@ and log p(disadvantaged | prefix) are taken separately; every weight unit (a log
 apart are the ones that tell the groups apart, and only they take an SGD step (lower the advantaged
 log-prob by default). Only the touched slices are saved (``debias.sparse_adapter``), one checkpoint per
 epoch; the paper's per-epoch model selection is the shared ``debias.selection`` step.
+
+``anchor_weight`` > 0 adds the retention anchor (``debias.anchor``, KL(base ‖ tuned) on neutral text) with
+its gradient restricted to the same selected units: the step becomes ``direction + w·B·∇KL`` on those units
+only, so the anchor pulls back what PCGU moves and touches nothing else. PCGU edits the weights themselves
+(no adapter to disable), so the base logits come from the original values of the unit parameters, kept
+aside at the start and swapped in for the base forward (a pointer swap, no copy). ``B`` (the batch size)
+is there because PCGU's direction *sums* its pairs' gradients where DPO and equalisation average theirs:
+one weight then means the same balance of debiasing and retention in every method.
 """
 
 from __future__ import annotations
@@ -14,12 +22,15 @@ from __future__ import annotations
 import random
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
+from debias import anchor as anchor_text
 from debias import memory, models, sparse_adapter, training
 from debias.methods.pcgu import partition
 from debias.methods.pcgu.pairs import Pair, load_pairs
@@ -30,7 +41,7 @@ Update = Literal["advantaged", "disadvantaged", "dynamic"]
 
 
 @dataclass
-class PcguConfig:
+class PcguConfig(anchor_text.AnchorOptions):
     model: str = DEFAULT_MODEL
     # Generated sets, joined by "+", or a JSONL file of {"prefix", "advantaged", "disadvantaged"}:
     # "attributes": a gendered subject, then a feminine vs a masculine trait ("My sister is very" ->
@@ -69,6 +80,7 @@ class PcguConfig:
             raise ValueError(f"k must be > 0 (a fraction <= 1 or a count > 1), got {self.k}")
         if self.update not in ("advantaged", "disadvantaged", "dynamic"):
             raise ValueError(f"update must be advantaged, disadvantaged or dynamic, not {self.update!r}")
+        self.check_anchor()
 
 
 def target_logprobs(model, tokenizer, prefixes: list[str], targets: list[str]) -> torch.Tensor:
@@ -100,8 +112,11 @@ def param_grads(loss: torch.Tensor, params: list[torch.nn.Parameter]) -> list[to
 
 
 class PcguTrainer:
-    def __init__(self, cfg: PcguConfig, model, tokenizer) -> None:
-        self.cfg, self.model, self.tokenizer = cfg, model, tokenizer
+    def __init__(
+        self, cfg: PcguConfig, model, tokenizer, anchor: anchor_text.RetentionAnchor | None = None
+    ) -> None:
+        """``model`` must hold the base weights here: with an anchor they are kept aside as its base."""
+        self.cfg, self.model, self.tokenizer, self.anchor = cfg, model, tokenizer, anchor
         for p in model.parameters():
             p.requires_grad_(True)
         self.units = partition.partition(model, cfg.aggregation)
@@ -110,10 +125,33 @@ class PcguTrainer:
             frozen = {id(m.weight) for m in embeddings if m is not None}
             self.units = [u for u in self.units if id(u.param) not in frozen]
         self.params = [u.param for u in self.units]
+        # the base values of every parameter PCGU may edit (a model's worth of memory, only with an anchor)
+        self.base_values = [p.detach().clone() for p in self.params] if anchor is not None else None
         self.changed: dict[str, set[int]] = {}
         self.selected: dict[str, torch.Tensor] | None = None
         self.guard = training.NonFiniteGuard(training.MAX_BAD_STEPS)
         self.steps_taken = 0
+
+    @contextmanager
+    def base_weights(self) -> Iterator[None]:
+        """The base model for the length of the ``with``: each edited parameter's storage swapped for its
+        kept-aside base values, then swapped back (no copy either way)."""
+        if self.base_values is None:
+            raise RuntimeError("base weights are kept only when the anchor is on")
+        tuned = [p.data for p in self.params]
+        for p, base in zip(self.params, self.base_values, strict=True):
+            p.data = base
+        try:
+            yield
+        finally:
+            for p, values in zip(self.params, tuned, strict=True):
+                p.data = values
+
+    def anchor_gradients(self) -> tuple[list[torch.Tensor], float, int]:
+        """(d KL / d param for each unit parameter, the KL, tokens) on the anchor's next batch."""
+        device = next(self.model.parameters()).device
+        kl, tokens = anchor_text.anchor_loss(self.model, self.anchor.next_batch(), device, self.base_weights)
+        return param_grads(kl, self.params), float(kl.detach()), tokens
 
     def step(self, batch: list[Pair], reselect: bool) -> dict[str, Any]:
         cfg, units = self.cfg, self.units
@@ -136,6 +174,11 @@ class PcguTrainer:
         else:  # per pair: push the higher of the two down and the lower up
             sign = torch.sign(lp_a - lp_d).detach()
             direction = param_grads((sign * (lp_a - lp_d)).sum(), self.params)
+        record: dict[str, Any] = {}
+        if self.anchor is not None:  # descend the KL too, on the same selected units (masked below)
+            anchor_grads, record["anchor_kl"], _ = self.anchor_gradients()
+            scale = cfg.anchor_weight * len(batch)
+            direction = [d + scale * g for d, g in zip(direction, anchor_grads, strict=True)]
         self.steps_taken += 1
         gap = (lp_a - lp_d).detach()
         norm = float(torch.sqrt(sum(d.detach().float().square().sum() for d in direction)))
@@ -146,6 +189,7 @@ class PcguTrainer:
                 "selected_units": 0,
                 "selected_params": 0,
                 "skipped": True,
+                **record,
             }
         with torch.no_grad():
             for unit, step in zip(units, direction, strict=True):
@@ -161,6 +205,7 @@ class PcguTrainer:
             "advantaged_preferred": float((gap > 0).float().mean()),
             "selected_units": sum(int(v.numel()) for v in self.selected.values()),
             "selected_params": len(self.selected),
+            **record,
         }
 
     def changed_slices(self) -> dict[str, tuple[int | None, torch.Tensor]]:
@@ -189,6 +234,11 @@ class PcguRecipe(Recipe):
 
     def validate(self) -> None:
         load_pairs(self.cfg.pairs)  # a bad pair file fails before anything is written
+        self.anchor_train: list[str] = []
+        self.anchor_heldout: list[str] = []
+        if self.cfg.anchor_weight > 0:
+            texts = anchor_text.load_texts(self.cfg.anchor_text)
+            self.anchor_train, self.anchor_heldout = anchor_text.split_texts(texts, self.cfg.anchor_text)
 
     def setup(self) -> None:
         cfg = self.cfg
@@ -201,7 +251,13 @@ class PcguRecipe(Recipe):
         self.model_ref = models.reference(cfg.model)
         self.model, self.tokenizer = models.load(str(self.model_ref.path))
         self.pairs = load_pairs(cfg.pairs)
-        self.trainer = PcguTrainer(cfg, self.model, self.tokenizer)
+        anchor = self.anchor_probe = None
+        if cfg.anchor_weight > 0:
+            anchor = anchor_text.RetentionAnchor.for_config(self.tokenizer, self.anchor_train, cfg)
+            self.anchor_probe = anchor_text.RetentionAnchor.for_config(
+                self.tokenizer, self.anchor_heldout, cfg
+            )
+        self.trainer = PcguTrainer(cfg, self.model, self.tokenizer, anchor)  # before a resume applies epochs
         self.base_info = {"base_model": cfg.model, "base_weights_sha256": self.model_ref.weights_sha256}
         if self.done:
             last = self._checkpoint(self.done)
@@ -227,6 +283,8 @@ class PcguRecipe(Recipe):
             model.train()
             for b, batch in enumerate(epoch_batches(self.pairs, cfg, epoch)):
                 started = time.perf_counter()
+                if self.trainer.anchor is not None:
+                    self.trainer.anchor.seek(step)  # one anchor batch a step: a resumed run reads the same
                 metrics = self.trainer.step(batch, reselect=cfg.reselect == "batch" or b == 0)
                 step += 1
                 metrics.update(epoch=epoch, step=step, step_s=round(time.perf_counter() - started, 3))
@@ -245,6 +303,10 @@ class PcguRecipe(Recipe):
             "pairs": len(self.pairs),
             "total_units": sum(u.count for u in self.trainer.units),
         }
+        if self.anchor_probe is not None:  # KL(base ‖ tuned) on held-out neutral text (0 before training)
+            summary["heldout_anchor_kl"] = anchor_text.mean_kl(
+                model, self.anchor_probe, cfg.anchor_probe_batches, self._device(), self.trainer.base_weights
+            )
         self.write_config(self.model_ref, summary, self._device())
         return summary
 
@@ -255,10 +317,11 @@ class PcguRecipe(Recipe):
         return {"changed_units": sparse_adapter.units(adapter), "adapter_bytes": sparse_adapter.size(adapter)}
 
     def not_held_out(self) -> list[str]:
+        notes = anchor_text.not_held_out(self.cfg.anchor_weight, self.cfg.anchor_text)
         # the pair directions come from Winogender's occupation statistics (not its sentences)
         if "occupations" in self.cfg.pairs.split("+"):
-            return ["gee_winogender (its BLS statistic chose the pair directions)"]
-        return []
+            notes.append("gee_winogender (its BLS statistic chose the pair directions)")
+        return notes
 
     def _checkpoint(self, epoch: int) -> Path:
         return self.folder.checkpoint(f"epoch-{epoch}")
