@@ -491,3 +491,38 @@ def test_pcgu_anchor_is_off_by_default_and_checked():
         pcgu.PcguConfig(anchor_weight=-0.1)
     with pytest.raises(ValueError, match="anchor crop"):
         pcgu.PcguConfig(anchor_crop="tail")
+
+
+def test_changed_mode_pulls_back_units_earlier_steps_moved_and_nothing_else(tokenizer):
+    """anchor_units "changed": step 2's anchor also moves units only step 1 selected (the adapter's
+    support), never one no step selected; its KL ends below the unanchored run's."""
+    from debias import anchor
+
+    kls = {}
+    for weight in (0.0, 20.0):
+        model = tiny_llama(vocab=len(tokenizer))
+        trainer = _anchored(tokenizer, model, weight, k=12, lr=1e-1, anchor_units="changed")
+        trainer.step(PAIRS[:1], reselect=True)
+        first = {name: set(idx.tolist()) for name, idx in trainer.selected.items()}
+        before = {n: p.detach().clone() for n, p in model.named_parameters()}
+        trainer.step(PAIRS[1:], reselect=True)
+        units = _by_name(trainer.units)
+        moved_outside_step = False
+        for name, param in model.named_parameters():
+            diff = param.detach() != before[name]
+            support = first.get(name, set()) | set(trainer.selected.get(name, torch.tensor([])).tolist())
+            mask = partition.unit_mask(units[name], torch.tensor(sorted(support))) if support else None
+            assert not (diff if mask is None else diff & ~mask).any(), f"{name} changed outside the support"
+            step_only = trainer.selected.get(name)
+            if step_only is not None and weight:
+                moved_outside_step |= bool((diff & ~partition.unit_mask(units[name], step_only)).any())
+            elif step_only is None and weight:
+                moved_outside_step |= bool(diff.any())
+        assert moved_outside_step == (weight > 0)
+        trainer.anchor.seek(0)
+        with torch.no_grad():
+            batch = trainer.anchor.next_batch()
+            kls[weight] = float(anchor.anchor_loss(model, batch, "cpu", trainer.base_weights)[0])
+    assert 0 < kls[20.0] < kls[0.0], kls
+    with pytest.raises(ValueError, match="anchor_units must be step or changed"):
+        pcgu.PcguConfig(anchor_units="all")

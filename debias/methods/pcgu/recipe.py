@@ -74,8 +74,14 @@ class PcguConfig(anchor_text.AnchorOptions):
     max_lms_drop: float = 1.0
     # ... and whose word perplexity on held-out neutral text rose at most this much (0.03: 3 %; < 0: off)
     max_ppl_rise: float = 0.03
+    # where the anchor's gradient may act: "step", the units this step selected; "changed", every unit
+    # any step has changed so far (the adapter's support, so it stays as sparse): with "step" a unit moved
+    # early and not selected again is never pulled back (measured: README, PCGU's anchor)
+    anchor_units: Literal["step", "changed"] = "step"
 
     def __post_init__(self) -> None:
+        if self.anchor_units not in ("step", "changed"):
+            raise ValueError(f"anchor_units must be step or changed, not {self.anchor_units!r}")
         if self.k <= 0:
             raise ValueError(f"k must be > 0 (a fraction <= 1 or a count > 1), got {self.k}")
         if self.update not in ("advantaged", "disadvantaged", "dynamic"):
@@ -175,13 +181,17 @@ class PcguTrainer:
             sign = torch.sign(lp_a - lp_d).detach()
             direction = param_grads((sign * (lp_a - lp_d)).sum(), self.params)
         record: dict[str, Any] = {}
-        if self.anchor is not None:  # descend the KL too, on the same selected units (masked below)
+        pull: list[torch.Tensor] = []  # the anchor's step on every changed unit ("changed" mode)
+        if self.anchor is not None:  # descend the KL too (masked below)
             anchor_grads, record["anchor_kl"], _ = self.anchor_gradients()
-            scale = cfg.anchor_weight * len(batch)
-            direction = [d + scale * g for d, g in zip(direction, anchor_grads, strict=True)]
+            scaled = [cfg.anchor_weight * len(batch) * g for g in anchor_grads]
+            if cfg.anchor_units == "step":  # on the same selected units as the bias step
+                direction = [d + a for d, a in zip(direction, scaled, strict=True)]
+            else:
+                pull = scaled
         self.steps_taken += 1
         gap = (lp_a - lp_d).detach()
-        norm = float(torch.sqrt(sum(d.detach().float().square().sum() for d in direction)))
+        norm = float(torch.sqrt(sum(d.detach().float().square().sum() for d in [*direction, *pull])))
         if not self.guard.allow(self.steps_taken, float(gap.sum()), norm):
             return {
                 "logprob_gap": float(gap.mean()),
@@ -200,6 +210,12 @@ class PcguTrainer:
                 self.changed.setdefault(unit.name, set()).update(
                     [0] if unit.axis is None else indices.tolist()
                 )
+            for unit, anchor_step in zip(units, pull, strict=True) if pull else ():  # this step's too
+                done = self.changed.get(unit.name)
+                if done:
+                    unit.param.sub_(
+                        cfg.lr * anchor_step * partition.unit_mask(unit, torch.tensor(sorted(done)))
+                    )
         return {
             "logprob_gap": float(gap.mean()),  # mean log p(adv) − log p(dis) before the step
             "advantaged_preferred": float((gap > 0).float().mean()),
