@@ -206,6 +206,26 @@ class RetentionAnchor:
 BaseContext = Callable[[], AbstractContextManager]
 
 
+def texts_for_config(cfg: Any) -> tuple[list[str], list[str]]:
+    """(training texts, held-out texts) of the anchor a method config asks for (``anchor_weight``,
+    ``anchor_text``); both empty with the anchor off. Read in a recipe's ``validate``, so a bad anchor
+    file fails before anything is written."""
+    if cfg.anchor_weight <= 0:
+        return [], []
+    return split_texts(load_texts(cfg.anchor_text), cfg.anchor_text)
+
+
+def anchors_for_config(
+    tokenizer, train: Sequence[str], heldout: Sequence[str], cfg: Any
+) -> tuple[RetentionAnchor | None, RetentionAnchor | None]:
+    """(the training anchor, the held-out probe's), or (None, None) with the anchor off."""
+    if cfg.anchor_weight <= 0:
+        return None, None
+    return RetentionAnchor.for_config(tokenizer, train, cfg), RetentionAnchor.for_config(
+        tokenizer, heldout, cfg
+    )
+
+
 def anchor_loss(
     model, batch: AnchorBatch, device, base: BaseContext | None = None
 ) -> tuple[torch.Tensor, int]:
@@ -240,10 +260,12 @@ __all__ = [
     "AnchorOptions",
     "RetentionAnchor",
     "anchor_loss",
+    "anchors_for_config",
     "gsm8k_mmlu_texts",
     "kl_base_tuned",
     "load_texts",
     "mean_kl",
     "not_held_out",
     "split_texts",
+    "texts_for_config",
 ]

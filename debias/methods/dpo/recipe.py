@@ -235,10 +235,7 @@ class DpoRecipe(Recipe):
         self.tie_train = pair_data.load(cfg.tie_pairs, "train") if cfg.tie_pairs else []
         self.tie_heldout = pair_data.load(cfg.tie_pairs, "heldout") if cfg.tie_pairs else []
         self._tie_heldout_base: float | None = None
-        self.anchor_texts: list[str] = []
-        if cfg.anchor_weight > 0:  # the same training part as equalisation's
-            texts = anchor_text.load_texts(cfg.anchor_text)
-            self.anchor_texts = anchor_text.split_texts(texts, cfg.anchor_text)[0]
+        self.anchor_texts = anchor_text.texts_for_config(cfg)[0]  # the same training part as equalisation's
 
     def setup(self) -> None:
         cfg = self.cfg

@@ -239,10 +239,7 @@ class EqualizeRecipe(Recipe):
             )
             if not (self.cf_train and self.cf_heldout):
                 raise ValueError(f"bias_types: no counterfactual prompts for {', '.join(cfg.bias_types)}")
-        self.anchor_train, self.anchor_heldout = [], []
-        if cfg.anchor_weight > 0:
-            texts = anchor_text.load_texts(cfg.anchor_text)
-            self.anchor_train, self.anchor_heldout = anchor_text.split_texts(texts, cfg.anchor_text)
+        self.anchor_train, self.anchor_heldout = anchor_text.texts_for_config(cfg)
 
     def setup(self) -> None:
         from accelerate import Accelerator
@@ -269,12 +266,9 @@ class EqualizeRecipe(Recipe):
         self.sampler = SeededCycle(len(self.train_pairs), cfg.seed)
         self.cf_sampler = SeededCycle(len(self.cf_train), cfg.seed + 1) if self.cf_train else None
         self.guard = training.NonFiniteGuard(training.MAX_BAD_STEPS)
-        self.anchor = self.anchor_probe = None
-        if cfg.anchor_weight > 0:
-            self.anchor = anchor_text.RetentionAnchor.for_config(self.tokenizer, self.anchor_train, cfg)
-            self.anchor_probe = anchor_text.RetentionAnchor.for_config(
-                self.tokenizer, self.anchor_heldout, cfg
-            )
+        self.anchor, self.anchor_probe = anchor_text.anchors_for_config(
+            self.tokenizer, self.anchor_train, self.anchor_heldout, cfg
+        )
         self.step, self.probe_before = 0, None
         self.heldout_base_mass: list[torch.Tensor] | None = None  # per probe chunk, set by the first probe
         checkpoint = training.latest_checkpoint(self.folder.checkpoints) if self.resume else None

@@ -291,12 +291,9 @@ class GeeRecipe(Recipe):
         )
         self.group_index = {g: i for i, g in enumerate(cfg.groups)}
         self.train_examples, self.heldout, self.stop_split = self._examples()
-        self.anchor = self.anchor_probe = None
-        if cfg.anchor_weight > 0:
-            texts = anchor_text.load_texts(cfg.anchor_text)
-            train_texts, heldout_texts = anchor_text.split_texts(texts, cfg.anchor_text)
-            self.anchor = anchor_text.RetentionAnchor.for_config(self.tokenizer, train_texts, cfg)
-            self.anchor_probe = anchor_text.RetentionAnchor.for_config(self.tokenizer, heldout_texts, cfg)
+        self.anchor, self.anchor_probe = anchor_text.anchors_for_config(
+            self.tokenizer, *anchor_text.texts_for_config(cfg), cfg
+        )
         from debias.data import GroupBalancedBatches
 
         self.batches = GroupBalancedBatches(

@@ -153,11 +153,11 @@ class PcguTrainer:
             for p, values in zip(self.params, tuned, strict=True):
                 p.data = values
 
-    def anchor_gradients(self) -> tuple[list[torch.Tensor], float, int]:
-        """(d KL / d param for each unit parameter, the KL, tokens) on the anchor's next batch."""
+    def anchor_gradients(self) -> tuple[list[torch.Tensor], float]:
+        """(d KL / d param for each unit parameter, the KL) on the anchor's next batch."""
         device = next(self.model.parameters()).device
-        kl, tokens = anchor_text.anchor_loss(self.model, self.anchor.next_batch(), device, self.base_weights)
-        return param_grads(kl, self.params), float(kl.detach()), tokens
+        kl, _ = anchor_text.anchor_loss(self.model, self.anchor.next_batch(), device, self.base_weights)
+        return param_grads(kl, self.params), float(kl.detach())
 
     def step(self, batch: list[Pair], reselect: bool) -> dict[str, Any]:
         cfg, units = self.cfg, self.units
@@ -183,7 +183,7 @@ class PcguTrainer:
         record: dict[str, Any] = {}
         pull: list[torch.Tensor] = []  # the anchor's step on every changed unit ("changed" mode)
         if self.anchor is not None:  # descend the KL too (masked below)
-            anchor_grads, record["anchor_kl"], _ = self.anchor_gradients()
+            anchor_grads, record["anchor_kl"] = self.anchor_gradients()
             scaled = [cfg.anchor_weight * len(batch) * g for g in anchor_grads]
             if cfg.anchor_units == "step":  # on the same selected units as the bias step
                 direction = [d + a for d, a in zip(direction, scaled, strict=True)]
@@ -250,11 +250,7 @@ class PcguRecipe(Recipe):
 
     def validate(self) -> None:
         load_pairs(self.cfg.pairs)  # a bad pair file fails before anything is written
-        self.anchor_train: list[str] = []
-        self.anchor_heldout: list[str] = []
-        if self.cfg.anchor_weight > 0:
-            texts = anchor_text.load_texts(self.cfg.anchor_text)
-            self.anchor_train, self.anchor_heldout = anchor_text.split_texts(texts, self.cfg.anchor_text)
+        self.anchor_train, self.anchor_heldout = anchor_text.texts_for_config(self.cfg)
 
     def setup(self) -> None:
         cfg = self.cfg
@@ -267,12 +263,9 @@ class PcguRecipe(Recipe):
         self.model_ref = models.reference(cfg.model)
         self.model, self.tokenizer = models.load(str(self.model_ref.path))
         self.pairs = load_pairs(cfg.pairs)
-        anchor = self.anchor_probe = None
-        if cfg.anchor_weight > 0:
-            anchor = anchor_text.RetentionAnchor.for_config(self.tokenizer, self.anchor_train, cfg)
-            self.anchor_probe = anchor_text.RetentionAnchor.for_config(
-                self.tokenizer, self.anchor_heldout, cfg
-            )
+        anchor, self.anchor_probe = anchor_text.anchors_for_config(
+            self.tokenizer, self.anchor_train, self.anchor_heldout, cfg
+        )
         self.trainer = PcguTrainer(cfg, self.model, self.tokenizer, anchor)  # before a resume applies epochs
         self.base_info = {"base_model": cfg.model, "base_weights_sha256": self.model_ref.weights_sha256}
         if self.done:
