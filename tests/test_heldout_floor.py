@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
+import benchmark_scripts
 import torch
-
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
 def _floor():
-    spec = importlib.util.spec_from_file_location("heldout_floor", BENCH / "heldout_floor.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_scripts.load("heldout_floor")
 
 
 def test_scored_inputs_share_a_model_input_and_union_their_positions():

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
+import benchmark_scripts
 import pytest
 
 from debias.methods.recipe import PPL_KEY as PPL
 
-_SPEC = importlib.util.spec_from_file_location(
-    "leaderboard", Path(__file__).resolve().parent.parent / "benchmarks" / "leaderboard.py"
-)
-leaderboard = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(leaderboard)
+leaderboard = benchmark_scripts.load("leaderboard")
 
 #: LoRA on all seven projections: DPO's default until 2026-12-07
 EVERY_PROJECTION = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
+import benchmark_scripts
 import pytest
 import torch
 
 from debias import sparse_adapter
-
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("pcgu_update_size", BENCH / "pcgu_update_size.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class _Tiny(torch.nn.Module):
@@ -29,7 +18,7 @@ class _Tiny(torch.nn.Module):
 
 
 def test_relative_change_per_unit_by_hand(tmp_path):
-    update_size = _module()
+    update_size = benchmark_scripts.load("pcgu_update_size")
     base = _Tiny()
     base_weights = {name: param.detach().clone() for name, param in base.named_parameters()}
     trained = _Tiny()
