@@ -205,6 +205,18 @@ def _anchor_file(tmp_path: Path) -> str:
     return str(path)
 
 
+def test_a_bad_anchor_file_fails_in_validate_before_the_run_folder_exists(tmp_path):
+    from debias.train_and_eval import make_recipe
+
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\xff\xfe\x00bad")
+    out = tmp_path / "run"
+    recipe = make_recipe("gee", gee.GeeConfig(**ANCHORED, anchor_text=str(bad)), out)
+    with pytest.raises(ValueError, match=r"bad.txt: cannot read the anchor text"):
+        recipe.validate()
+    assert not out.exists()
+
+
 def test_anchor_adds_the_kl_and_resumes_in_the_same_text_order(tmp_path, tiny_run):
     """With the anchor on: its KL is logged (0 at step 1, LoRA starts as the identity), counted in the
     loss, probed on held-out text after training; a run interrupted after step 1 and resumed ends equal,

@@ -268,10 +268,14 @@ class GeeRecipe(Recipe):
     quick = {"steps": 5, "probe_max_examples": 64, "stop_examples": 64}
 
     # ------------------------------------------------------------------ setup
+    def validate(self) -> None:
+        self.anchor_train, self.anchor_heldout = anchor_text.texts_for_config(self.cfg)  # bad file: one line
+
     def setup(self) -> None:
         from accelerate import Accelerator
 
         cfg = self.cfg
+        self.validate()
         self.check_resume()
         self.accelerator = Accelerator(
             mixed_precision=cfg.mixed_precision,
@@ -292,7 +296,7 @@ class GeeRecipe(Recipe):
         self.group_index = {g: i for i, g in enumerate(cfg.groups)}
         self.train_examples, self.heldout, self.stop_split = self._examples()
         self.anchor, self.anchor_probe = anchor_text.anchors_for_config(
-            self.tokenizer, *anchor_text.texts_for_config(cfg), cfg
+            self.tokenizer, self.anchor_train, self.anchor_heldout, cfg
         )
         from debias.data import GroupBalancedBatches
 
