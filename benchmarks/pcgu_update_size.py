@@ -25,9 +25,10 @@ from debias import sparse_adapter
 
 def relative_changes(adapter: Path, base_tensor: Callable[[str], torch.Tensor]) -> dict[str, list[float]]:
     """{parameter: each changed unit's ‖trained − base‖ / ‖base‖}; ``base_tensor(name)``: a base weight."""
-    config = json.loads(sparse_adapter.files(adapter)[0].read_text())
+    config_file, weights_file = sparse_adapter.files(adapter)
+    config = json.loads(config_file.read_text())
     out: dict[str, list[float]] = {}
-    with safe_open(str(sparse_adapter.files(adapter)[1]), "pt") as stored:
+    with safe_open(str(weights_file), "pt") as stored:
         for name, spec in config["params"].items():
             values = stored.get_tensor(f"{name}::values").double()
             base = base_tensor(name).double()
